@@ -1,0 +1,7 @@
+/**
+ * Configuration: the policy-loss options with verl's defaults, and converters from verl's keys.
+ *
+ * @module
+ */
+export * from './policyLoss.js';
+export * from './verl.js';

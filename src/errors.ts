@@ -1,0 +1,86 @@
+/**
+ * Typed errors. Every error this package throws on purpose is a {@link LumiragError} with a stable `code`,
+ * so callers can branch on `err.code` instead of parsing messages.
+ *
+ * @module
+ */
+
+/** Stable machine-readable error codes. */
+export type LumiragErrorCode =
+  | 'E_SHAPE'
+  | 'E_VALUE'
+  | 'E_CONFIG'
+  | 'E_UNKNOWN_MODE'
+  | 'E_GPU_UNAVAILABLE'
+  | 'E_GPU_DEVICE_LOST'
+  | 'E_GPU_SHADER'
+  | 'E_GPU'
+  | 'E_ESTIMATOR'
+  | 'E_EXHAUSTED'
+  | 'E_REWARD'
+  | 'E_BRIDGE'
+  | 'E_IO';
+
+/** Base class of every error thrown by lumirag-rl. */
+export class LumiragError extends Error {
+  /** Stable machine-readable code. */
+  readonly code: LumiragErrorCode;
+  /** The input field or option the error is about, when there is one (e.g. `"logProbs"`, `"clipRatioC"`). */
+  readonly field: string | undefined;
+
+  /**
+   * @param code - stable error code
+   * @param message - human-readable message (should name the field and the problem)
+   * @param field - the offending input field or option, if any
+   */
+  constructor(code: LumiragErrorCode, message: string, field?: string) {
+    super(message);
+    this.name = new.target.name;
+    this.code = code;
+    this.field = field;
+  }
+}
+
+/** Ragged rows, mismatched shapes, wrong lengths. */
+export class ShapeError extends LumiragError {
+  /** @param message - what is wrong; @param field - the offending field */
+  constructor(message: string, field?: string) {
+    super('E_SHAPE', message, field);
+  }
+}
+
+/** A value that is not allowed: non-finite at a valid position, a mask that is not 0/1, a negative length. */
+export class ValueError extends LumiragError {
+  /** @param message - what is wrong; @param field - the offending field */
+  constructor(message: string, field?: string) {
+    super('E_VALUE', message, field);
+  }
+}
+
+/** An invalid configuration value (e.g. `clipRatioC <= 1`, an overlong buffer longer than the response limit). */
+export class ConfigError extends LumiragError {
+  /** @param message - what is wrong; @param field - the offending option */
+  constructor(message: string, field?: string) {
+    super('E_CONFIG', message, field);
+  }
+}
+
+/** An unknown named mode (loss mode, aggregation mode, estimator, KL kind). The message lists the valid names. */
+export class UnknownModeError extends LumiragError {
+  /** The names that would have been accepted. */
+  readonly valid: readonly string[];
+  /**
+   * @param kind - what kind of name it is (e.g. `"lossMode"`)
+   * @param got - the name that was given
+   * @param valid - the accepted names
+   */
+  constructor(kind: string, got: string, valid: readonly string[]) {
+    super('E_UNKNOWN_MODE', `unknown ${kind} ${JSON.stringify(got)}; valid: ${valid.join(', ')}`, kind);
+    this.valid = valid;
+  }
+}
+
+/** Throw a {@link ValueError} unless `cond` holds. Internal helper shared by validators. */
+export function ensure(cond: boolean, message: string, field?: string): asserts cond {
+  if (!cond) throw new ValueError(message, field);
+}

@@ -1,0 +1,11 @@
+/**
+ * lumirag-rl: verl's RL policy losses (DAPO, GSPO, SAPO and relatives), advantage estimators, KL and entropy for
+ * JavaScript, with a float64 CPU reference and WGSL kernels on WebGPU.
+ *
+ * @packageDocumentation
+ */
+export * from './errors.js';
+export * from './matrix.js';
+export * from './aggregate.js';
+export * from './config/index.js';
+export * from './losses/index.js';

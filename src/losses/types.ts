@@ -1,0 +1,78 @@
+/**
+ * Types shared by every policy-loss strategy: the batch a caller passes, the validated batch a strategy sees,
+ * the result, and the strategy signature (verl's `POLICY_LOSS_REGISTRY` signature, in JS form).
+ *
+ * @module
+ */
+import type { LossAggMode, ResolvedPolicyLossConfig } from '../config/policyLoss.js';
+import type { MatrixInput, Shape2D } from '../matrix.js';
+
+/**
+ * A policy-loss batch. Each field is `[B][T]`: nested `number[][]`, or flat row-major
+ * (`Float64Array` / `Float32Array` / `number[]`) with `shape` set.
+ */
+export interface PolicyLossBatch {
+  /** Log-probs of the sampled tokens under the behaviour (old) policy. */
+  oldLogProbs: MatrixInput;
+  /** Log-probs under the current policy; the gradient is taken with respect to these. */
+  logProbs: MatrixInput;
+  /** Advantages (per token; outcome estimators broadcast one value per sequence). */
+  advantages: MatrixInput;
+  /** 1 at valid response tokens, 0 at padding. */
+  responseMask: MatrixInput;
+  /** Precomputed, detached rollout importance-sampling weights (verl's `rollout_is_weights`). */
+  rolloutIsWeights?: MatrixInput | null;
+  /** Per-token entropy of the current policy (read by `eighty-twenty`). */
+  entropy?: MatrixInput | null;
+  /** `[B, T]`; required when the fields are flat arrays. */
+  shape?: Shape2D;
+}
+
+/** A validated batch: row-major float64 arrays of length `B·T` (they may alias the caller's; never written to). */
+export interface ResolvedBatch {
+  /** Number of sequences. */
+  readonly B: number;
+  /** Padded response length. */
+  readonly T: number;
+  readonly oldLogProbs: Float64Array;
+  readonly logProbs: Float64Array;
+  readonly advantages: Float64Array;
+  /** 0/1. */
+  readonly mask: Float64Array;
+  /** Per-row valid length L_i = Σ_t m_it. */
+  readonly lengths: Float64Array;
+  readonly rolloutIsWeights: Float64Array | null;
+  readonly entropy: Float64Array | null;
+}
+
+/** What every policy loss returns. */
+export interface PolicyLossResult {
+  /** The scalar loss (to be minimised). */
+  loss: number;
+  /** d loss / d logProbs, flat row-major `[B·T]`, zero at masked positions. */
+  grad: Float64Array;
+  /** verl's metric keys (`actor/pg_clipfrac`, `actor/ppo_kl`, `actor/pg_clipfrac_lower`, …) and values. */
+  metrics: Record<string, number>;
+}
+
+/** A policy-loss strategy: the one signature every registered loss has. */
+export type PolicyLossStrategy = (batch: ResolvedBatch, config: ResolvedPolicyLossConfig) => PolicyLossResult;
+
+/** A registry entry: the CPU reference, the aggregation it uses when none is given, and its WGSL kernel. */
+export interface PolicyLossEntry {
+  /** Registered name (verl's `loss_mode`). */
+  readonly name: string;
+  /** The float64 CPU reference. */
+  readonly cpu: PolicyLossStrategy;
+  /** The aggregation the strategy uses when `config.lossAggMode` is unset (verl's effective mode). */
+  readonly defaultAggMode: LossAggMode | 'row-mean';
+  /** Name of the WGSL kernel (a file in `shaders/`) that runs it on WebGPU, when one exists. */
+  readonly kernel?: string;
+}
+
+/** verl's metric keys. */
+export const METRIC = {
+  pgClipfrac: 'actor/pg_clipfrac',
+  ppoKl: 'actor/ppo_kl',
+  pgClipfracLower: 'actor/pg_clipfrac_lower',
+} as const;
