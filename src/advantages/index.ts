@@ -1,0 +1,6 @@
+/**
+ * advantages.
+ *
+ * @module
+ */
+export {};

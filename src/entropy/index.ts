@@ -1,0 +1,6 @@
+/**
+ * entropy.
+ *
+ * @module
+ */
+export {};

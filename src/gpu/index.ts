@@ -1,0 +1,6 @@
+/**
+ * gpu.
+ *
+ * @module
+ */
+export {};

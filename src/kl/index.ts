@@ -1,0 +1,6 @@
+/**
+ * kl.
+ *
+ * @module
+ */
+export {};

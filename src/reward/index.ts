@@ -1,0 +1,6 @@
+/**
+ * reward.
+ *
+ * @module
+ */
+export {};

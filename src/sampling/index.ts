@@ -1,0 +1,6 @@
+/**
+ * sampling.
+ *
+ * @module
+ */
+export {};
