@@ -14,4 +14,5 @@ export * from './kl/index.js';
 export * from './entropy/index.js';
 export * from './reward/index.js';
 export * from './sampling/index.js';
+export * from './actor/index.js';
 export * from './gpu/index.js';

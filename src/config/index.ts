@@ -5,3 +5,5 @@
  */
 export * from './policyLoss.js';
 export * from './verl.js';
+export * from './env.js';
+export * from './presets.js';

@@ -1,6 +1,6 @@
 /**
- * reward.
+ * Rewards: DAPO overlong shaping, verl-compatible reward hooks, the bridge server.
  *
  * @module
  */
-export {};
+export * from './overlong.js';

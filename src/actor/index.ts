@@ -1,0 +1,6 @@
+/**
+ * The actor loss: a policy loss combined with an entropy bonus and a KL loss, as verl's actor does.
+ *
+ * @module
+ */
+export {};

@@ -1,0 +1,2 @@
+/** Config from the seed's environment variables (placeholder until implemented). @module */
+export {};

@@ -1,0 +1,2 @@
+/** The seed's three strategy presets (placeholder until implemented). @module */
+export {};

@@ -1,0 +1,2 @@
+/** DAPO overlong reward shaping (placeholder until implemented). @module */
+export {};
