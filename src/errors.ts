@@ -84,3 +84,20 @@ export class UnknownModeError extends LumiragError {
 export function ensure(cond: boolean, message: string, field?: string): asserts cond {
   if (!cond) throw new ValueError(message, field);
 }
+
+/** A reward function that threw, timed out, returned something that is not a number / `{ score }`, or no reward
+ * registered for a `dataSource`. `field` names the item (e.g. `"items[3]"`) or option when known. */
+export class RewardError extends LumiragError {
+  /** @param message - what is wrong; @param field - the offending item or option */
+  constructor(message: string, field?: string) {
+    super('E_REWARD', message, field);
+  }
+}
+
+/** The reward bridge (HTTP server or client) failed: bad request, listen error, closed server. */
+export class BridgeError extends LumiragError {
+  /** @param message - what is wrong; @param field - the offending field or option */
+  constructor(message: string, field?: string) {
+    super('E_BRIDGE', message, field);
+  }
+}
