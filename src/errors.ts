@@ -101,3 +101,14 @@ export class BridgeError extends LumiragError {
     super('E_BRIDGE', message, field);
   }
 }
+
+/**
+ * An advantage estimator refused a batch where verl raises too: `grpo_passk` with a group of one sample, or
+ * whitening (`reinforce_plus_plus`, `reinforce_plus_plus_baseline`, `gae`) with ≤ 1 valid token in the batch.
+ */
+export class EstimatorError extends LumiragError {
+  /** @param message - what is wrong; @param field - the offending input or option */
+  constructor(message: string, field?: string) {
+    super('E_ESTIMATOR', message, field);
+  }
+}
