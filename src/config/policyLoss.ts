@@ -75,6 +75,11 @@ export interface PolicyLossConfig {
   clipCovLb?: number;
   /** clip_cov: covariance upper bound (`policy_loss.clip_cov_ub`, 5.0). */
   clipCovUb?: number;
+  /**
+   * clip_cov: seed of the PRNG that picks which candidates to zero when there are more than n_clip (verl uses an
+   * unseeded `torch.randperm`; lumirag-rl is deterministic for a given seed). Default 0. Not a verl key.
+   */
+  clipCovSeed?: number;
   /** kl_cov: fraction of tokens that get the KL term (`policy_loss.kl_cov_ratio`, 0.0002). */
   klCovRatio?: number;
   /** kl_cov: coefficient of |log-ratio| (`policy_loss.ppo_kl_coef`, 0.1). */
@@ -100,6 +105,7 @@ export interface ResolvedPolicyLossConfig {
   clipCovRatio: number;
   clipCovLb: number;
   clipCovUb: number;
+  clipCovSeed: number;
   klCovRatio: number;
   ppoKlCoef: number;
   entropyTopRatio: number;
@@ -116,6 +122,7 @@ export const POLICY_LOSS_DEFAULTS = {
   clipCovRatio: 0.0002,
   clipCovLb: 1.0,
   clipCovUb: 5.0,
+  clipCovSeed: 0,
   klCovRatio: 0.0002,
   ppoKlCoef: 0.1,
   entropyTopRatio: 0.2,
@@ -176,6 +183,7 @@ export function resolvePolicyLossConfig(config: PolicyLossConfig = {}): Resolved
   const clipCovRatio = num(config.clipCovRatio, 'clipCovRatio', POLICY_LOSS_DEFAULTS.clipCovRatio);
   const clipCovLb = num(config.clipCovLb, 'clipCovLb', POLICY_LOSS_DEFAULTS.clipCovLb);
   const clipCovUb = num(config.clipCovUb, 'clipCovUb', POLICY_LOSS_DEFAULTS.clipCovUb);
+  const clipCovSeed = num(config.clipCovSeed, 'clipCovSeed', POLICY_LOSS_DEFAULTS.clipCovSeed);
   const klCovRatio = num(config.klCovRatio, 'klCovRatio', POLICY_LOSS_DEFAULTS.klCovRatio);
   const ppoKlCoef = num(config.ppoKlCoef, 'ppoKlCoef', POLICY_LOSS_DEFAULTS.ppoKlCoef);
   const entropyTopRatio = num(config.entropyTopRatio, 'entropyTopRatio', POLICY_LOSS_DEFAULTS.entropyTopRatio);
@@ -200,6 +208,7 @@ export function resolvePolicyLossConfig(config: PolicyLossConfig = {}): Resolved
     clipCovRatio,
     clipCovLb,
     clipCovUb,
+    clipCovSeed,
     klCovRatio,
     ppoKlCoef,
     entropyTopRatio,

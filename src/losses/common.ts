@@ -52,3 +52,20 @@ export function finishTokenLoss(
 
 /** verl's log-ratio clamp (±20) used by vanilla, sapo, cispo and the rollout IS weights. */
 export const LOG_RATIO_CLAMP = 20;
+
+/**
+ * Indices of the `k` largest `values`, ties broken by the lower index first; returned in selection order.
+ * `indices` are the candidate positions (e.g. the flat indices of the valid tokens), `values[i]` belongs to
+ * `indices[i]`.
+ */
+export function topKByValue(values: ArrayLike<number>, indices: readonly number[], k: number): number[] {
+  const order = indices.map((_, i) => i);
+  order.sort((x, y) => {
+    const vx = values[x] as number;
+    const vy = values[y] as number;
+    if (vx > vy) return -1;
+    if (vx < vy) return 1;
+    return (indices[x] as number) - (indices[y] as number);
+  });
+  return order.slice(0, Math.min(k, order.length)).map((i) => indices[i] as number);
+}

@@ -89,4 +89,4 @@ export function vanillaLoss(batch: ResolvedBatch, config: ResolvedPolicyLossConf
   return finishTokenLoss(batch, config, lossMat, dLoss, 'token-mean', metrics);
 }
 
-registerBuiltin({ name: 'vanilla', cpu: vanillaLoss, defaultAggMode: 'token-mean' });
+registerBuiltin({ name: 'vanilla', cpu: vanillaLoss, defaultAggMode: 'token-mean', kernel: 'vanilla' });

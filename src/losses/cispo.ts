@@ -1,0 +1,46 @@
+/**
+ * `cispo`: clipped IS-weight policy optimisation (MiniMax-M1), verl CA:1721-1779.
+ *
+ * r = exp(clamp(lp − olp, ±20)); rc = clip(r, 1−εl, 1+εh), detached; ℓ = −sg[rc]·A·lp. The gradient −rc·A flows
+ * for every token, clipped ones included. Metrics: `actor/pg_clipfrac` = mean [r ≠ rc], `actor/ppo_kl` on the
+ * clamped log-ratio, `actor/pg_clipfrac_lower` = 0.
+ *
+ * @module
+ */
+import { maskedMean } from '../aggregate.js';
+import type { ResolvedPolicyLossConfig } from '../config/policyLoss.js';
+import { LOG_RATIO_CLAMP, finishTokenLoss } from './common.js';
+import { registerBuiltin } from './registry.js';
+import { METRIC, type PolicyLossResult, type ResolvedBatch } from './types.js';
+
+/** The `cispo` strategy; default aggregation `token-mean`. */
+export function cispoLossStrategy(batch: ResolvedBatch, config: ResolvedPolicyLossConfig): PolicyLossResult {
+  const { oldLogProbs: olp, logProbs: lp, advantages: adv, mask } = batch;
+  const n = batch.B * batch.T;
+  const lo = 1 - config.clipRatioLow;
+  const hi = 1 + config.clipRatioHigh;
+  const lossMat = new Float64Array(n);
+  const dLoss = new Float64Array(n);
+  const negD = new Float64Array(n);
+  const clipped = new Float64Array(n);
+  for (let k = 0; k < n; k++) {
+    if (mask[k] === 0) continue;
+    const raw = (lp[k] as number) - (olp[k] as number);
+    const d = raw < -LOG_RATIO_CLAMP ? -LOG_RATIO_CLAMP : raw > LOG_RATIO_CLAMP ? LOG_RATIO_CLAMP : raw;
+    negD[k] = -d;
+    const r = Math.exp(d);
+    const rc = r < lo ? lo : r > hi ? hi : r;
+    if (r !== rc) clipped[k] = 1;
+    const a = adv[k] as number;
+    lossMat[k] = -rc * a * (lp[k] as number);
+    dLoss[k] = -rc * a;
+  }
+  const metrics = {
+    [METRIC.pgClipfrac]: maskedMean(clipped, mask),
+    [METRIC.ppoKl]: maskedMean(negD, mask),
+    [METRIC.pgClipfracLower]: 0,
+  };
+  return finishTokenLoss(batch, config, lossMat, dLoss, 'token-mean', metrics);
+}
+
+registerBuiltin({ name: 'cispo', cpu: cispoLossStrategy, defaultAggMode: 'token-mean', kernel: 'cispo' });

@@ -1,0 +1,112 @@
+/**
+ * `clip_cov`: Clip-Cov (arXiv 2505.22617, "The Entropy Mechanism of RL for Reasoning LMs"), verl CA:1450-1552.
+ *
+ * r = exp(lp − olp) (no ±20 clamp); L1 = −A·r, L2 = −A·clip(r, 1−εl, 1+εh). Over the batch,
+ * cov = (A − mean_m A)·(lp − mean_m lp) (masked means with verl's 1e-8); tokens that are valid, not already clipped
+ * ([L2 > L1]) and have `clipCovLb < cov < clipCovUb` are candidates; up to n_clip = max(⌊ratio·Σm⌋, 1) of them get
+ * corr = 0 (loss and gradient zeroed). ℓ = max(L1, L2)·corr, no dual-clip.
+ *
+ * **Deterministic choice (differs from verl).** When there are more candidates than n_clip, verl picks a random
+ * subset with an unseeded `torch.randperm`. lumirag-rl draws the same kind of subset (uniform, without
+ * replacement) with a seeded PRNG: a partial Fisher–Yates shuffle of the candidates, in row-major order, driven by
+ * mulberry32(`config.clipCovSeed`, default 0). The same batch and seed always give the same result; pass a
+ * different seed per step for fresh draws. With candidates ≤ n_clip every candidate is zeroed, exactly as verl.
+ *
+ * @module
+ */
+import { maskedMean } from '../aggregate.js';
+import type { ResolvedPolicyLossConfig } from '../config/policyLoss.js';
+import { ConfigError } from '../errors.js';
+import { finishTokenLoss } from './common.js';
+import { registerBuiltin } from './registry.js';
+import { METRIC, type PolicyLossResult, type ResolvedBatch } from './types.js';
+
+/** mulberry32: a small, fast 32-bit seeded PRNG returning floats in [0, 1). */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * The flat indices clip_cov zeroes: every candidate when there are at most `nClip`, else a uniform random subset
+ * of `nClip` drawn with mulberry32(`seed`) (partial Fisher–Yates over the candidates in row-major order), returned
+ * in ascending order.
+ */
+export function clipCovSelect(candidates: readonly number[], nClip: number, seed: number): number[] {
+  if (candidates.length <= nClip) return [...candidates];
+  const pool = [...candidates];
+  const rand = mulberry32(seed);
+  for (let i = 0; i < nClip; i++) {
+    const j = i + Math.floor(rand() * (pool.length - i));
+    const t = pool[i] as number;
+    pool[i] = pool[j] as number;
+    pool[j] = t;
+  }
+  return pool.slice(0, nClip).sort((x, y) => x - y);
+}
+
+/** The `clip_cov` strategy; default aggregation `token-mean`. Metrics: `actor/pg_clipfrac` (zeroed fraction), `actor/ppo_kl`. */
+export function clipCovLossStrategy(batch: ResolvedBatch, config: ResolvedPolicyLossConfig): PolicyLossResult {
+  const { oldLogProbs: olp, logProbs: lp, advantages: adv, mask } = batch;
+  const n = batch.B * batch.T;
+  if (!(config.clipCovRatio > 0)) throw new ConfigError(`clipCovRatio must be > 0 for clip_cov (verl asserts it), got ${config.clipCovRatio}`, 'clipCovRatio');
+  const lo = 1 - config.clipRatioLow;
+  const hi = 1 + config.clipRatioHigh;
+  const lossMat = new Float64Array(n);
+  const dLoss = new Float64Array(n);
+  const negD = new Float64Array(n);
+  const clippedOrigin = new Uint8Array(n);
+  for (let k = 0; k < n; k++) {
+    if (mask[k] === 0) continue;
+    const d = (lp[k] as number) - (olp[k] as number);
+    negD[k] = -d;
+    const a = adv[k] as number;
+    const r = Math.exp(d);
+    const l1 = -a * r;
+    const l2 = -a * (r < lo ? lo : r > hi ? hi : r);
+    const g1 = -a * r;
+    const g2 = r >= lo && r <= hi ? g1 : 0;
+    if (l1 > l2) {
+      lossMat[k] = l1;
+      dLoss[k] = g1;
+    } else if (l2 > l1) {
+      lossMat[k] = l2;
+      dLoss[k] = g2;
+      clippedOrigin[k] = 1;
+    } else {
+      lossMat[k] = l1;
+      dLoss[k] = 0.5 * (g1 + g2);
+    }
+  }
+  const meanA = maskedMean(adv, mask);
+  const meanLp = maskedMean(lp, mask);
+  let nValid = 0;
+  const candidates: number[] = [];
+  for (let k = 0; k < n; k++) {
+    if (mask[k] === 0) continue;
+    nValid += 1;
+    if (clippedOrigin[k]) continue;
+    const cov = ((adv[k] as number) - meanA) * ((lp[k] as number) - meanLp);
+    if (cov > config.clipCovLb && cov < config.clipCovUb) candidates.push(k);
+  }
+  const nClip = Math.max(Math.floor(config.clipCovRatio * nValid), 1);
+  const zeroed = new Float64Array(n);
+  for (const k of clipCovSelect(candidates, nClip, config.clipCovSeed)) {
+    zeroed[k] = 1;
+    lossMat[k] = 0;
+    dLoss[k] = 0;
+  }
+  const metrics = {
+    [METRIC.pgClipfrac]: maskedMean(zeroed, mask),
+    [METRIC.ppoKl]: maskedMean(negD, mask),
+  };
+  return finishTokenLoss(batch, config, lossMat, dLoss, 'token-mean', metrics);
+}
+
+registerBuiltin({ name: 'clip_cov', cpu: clipCovLossStrategy, defaultAggMode: 'token-mean', kernel: 'clip_cov' });

@@ -1,0 +1,66 @@
+/**
+ * `kl_cov`: KL-Cov (arXiv 2505.22617), verl CA:1555-1632.
+ *
+ * d = lp − olp (no ±20 clamp); r = exp(d); ℓ = −A·r everywhere (no clipping). Over the valid tokens,
+ * cov = (A − mean A)·(lp − mean lp) (plain means over the N valid tokens); the k = max(1, ⌊N·ratio⌋) tokens with the
+ * largest cov get ℓ = −A·r + ppoKlCoef·|d| (∂|d|/∂d = sign(d), 0 at d = 0). Nothing when N = 0.
+ *
+ * **Tie rule (verl leaves it to torch.topk):** tokens with equal covariance at the cut are taken lowest row-major
+ * index first.
+ *
+ * Metrics: only `actor/ppo_kl` = masked mean of |d| (absolute value, as verl reports it).
+ *
+ * @module
+ */
+import { maskedMean } from '../aggregate.js';
+import type { ResolvedPolicyLossConfig } from '../config/policyLoss.js';
+import { ConfigError } from '../errors.js';
+import { finishTokenLoss, topKByValue } from './common.js';
+import { registerBuiltin } from './registry.js';
+import { METRIC, type PolicyLossResult, type ResolvedBatch } from './types.js';
+
+/** The `kl_cov` strategy; default aggregation `token-mean`. */
+export function klCovLossStrategy(batch: ResolvedBatch, config: ResolvedPolicyLossConfig): PolicyLossResult {
+  const { oldLogProbs: olp, logProbs: lp, advantages: adv, mask } = batch;
+  const n = batch.B * batch.T;
+  if (!(config.klCovRatio > 0)) throw new ConfigError(`klCovRatio must be > 0 for kl_cov (verl asserts it), got ${config.klCovRatio}`, 'klCovRatio');
+  const coef = config.ppoKlCoef;
+  const lossMat = new Float64Array(n);
+  const dLoss = new Float64Array(n);
+  const absD = new Float64Array(n);
+  const valid: number[] = [];
+  let sumA = 0;
+  let sumLp = 0;
+  for (let k = 0; k < n; k++) {
+    if (mask[k] === 0) continue;
+    const d = (lp[k] as number) - (olp[k] as number);
+    absD[k] = Math.abs(d);
+    const a = adv[k] as number;
+    const r = Math.exp(d);
+    lossMat[k] = -a * r;
+    dLoss[k] = -a * r;
+    valid.push(k);
+    sumA += a;
+    sumLp += lp[k] as number;
+  }
+  const nValid = valid.length;
+  if (nValid > 0) {
+    const meanA = sumA / nValid;
+    const meanLp = sumLp / nValid;
+    const cov = new Float64Array(nValid);
+    for (let v = 0; v < nValid; v++) {
+      const k = valid[v] as number;
+      cov[v] = ((adv[k] as number) - meanA) * ((lp[k] as number) - meanLp);
+    }
+    const kSel = Math.max(1, Math.floor(nValid * config.klCovRatio));
+    for (const k of topKByValue(cov, valid, kSel)) {
+      const d = (lp[k] as number) - (olp[k] as number);
+      lossMat[k] = (lossMat[k] as number) + coef * Math.abs(d);
+      dLoss[k] = (dLoss[k] as number) + coef * Math.sign(d);
+    }
+  }
+  const metrics = { [METRIC.ppoKl]: maskedMean(absD, mask) };
+  return finishTokenLoss(batch, config, lossMat, dLoss, 'token-mean', metrics);
+}
+
+registerBuiltin({ name: 'kl_cov', cpu: klCovLossStrategy, defaultAggMode: 'token-mean', kernel: 'kl_cov' });

@@ -1,0 +1,45 @@
+/**
+ * `sapo`: Soft Adaptive Policy Optimization (arXiv 2511.20347), verl CA:1329-1411.
+ *
+ * r = exp(clamp(lp − olp, ±20)); τ = τ_pos where A > 0 else τ_neg; gate g = σ(τ(r − 1))·4/τ; ℓ = −g·A.
+ * ∂ℓ/∂lp = −A·4σ(1−σ)·r (0 outside the ±20 clamp). No hard clip: both clip fractions are 0. Aggregated with
+ * `seq-mean-token-mean` unless `config.lossAggMode` is set (verl ignores the passed mode; the seed asks for
+ * token-mean, which we honour).
+ *
+ * @module
+ */
+import { maskedMean } from '../aggregate.js';
+import type { ResolvedPolicyLossConfig } from '../config/policyLoss.js';
+import { LOG_RATIO_CLAMP, finishTokenLoss } from './common.js';
+import { registerBuiltin } from './registry.js';
+import { METRIC, type PolicyLossResult, type ResolvedBatch } from './types.js';
+
+/** The `sapo` strategy (soft sigmoid gate instead of clipping); default aggregation `seq-mean-token-mean`. */
+export function sapoLossStrategy(batch: ResolvedBatch, config: ResolvedPolicyLossConfig): PolicyLossResult {
+  const { oldLogProbs: olp, logProbs: lp, advantages: adv, mask } = batch;
+  const n = batch.B * batch.T;
+  const lossMat = new Float64Array(n);
+  const dLoss = new Float64Array(n);
+  const negD = new Float64Array(n);
+  for (let k = 0; k < n; k++) {
+    if (mask[k] === 0) continue;
+    const raw = (lp[k] as number) - (olp[k] as number);
+    const d = raw < -LOG_RATIO_CLAMP ? -LOG_RATIO_CLAMP : raw > LOG_RATIO_CLAMP ? LOG_RATIO_CLAMP : raw;
+    const dd = raw >= -LOG_RATIO_CLAMP && raw <= LOG_RATIO_CLAMP ? 1 : 0;
+    negD[k] = -d;
+    const a = adv[k] as number;
+    const tau = a > 0 ? config.tauPos : config.tauNeg;
+    const r = Math.exp(d);
+    const sig = 1 / (1 + Math.exp(-tau * (r - 1)));
+    lossMat[k] = -(sig * (4 / tau)) * a;
+    dLoss[k] = -a * 4 * sig * (1 - sig) * r * dd;
+  }
+  const metrics = {
+    [METRIC.pgClipfrac]: 0,
+    [METRIC.ppoKl]: maskedMean(negD, mask),
+    [METRIC.pgClipfracLower]: 0,
+  };
+  return finishTokenLoss(batch, config, lossMat, dLoss, 'seq-mean-token-mean', metrics);
+}
+
+registerBuiltin({ name: 'sapo', cpu: sapoLossStrategy, defaultAggMode: 'seq-mean-token-mean', kernel: 'sapo' });
