@@ -29,3 +29,5 @@ export { dapoLoss, gspoLoss, sapoLoss, DAPO_LOSS_DEFAULTS, GSPO_LOSS_DEFAULTS, S
 export { finishTokenLoss, topKByValue, LOG_RATIO_CLAMP } from './common.js';
 export { METRIC } from './types.js';
 export type { PolicyLossBatch, PolicyLossEntry, PolicyLossResult, PolicyLossStrategy, ResolvedBatch } from './types.js';
+export * from './bypassMode.js';
+export * from './rolloutCorrection.js';
