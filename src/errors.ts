@@ -112,3 +112,35 @@ export class EstimatorError extends LumiragError {
     super('E_ESTIMATOR', message, field);
   }
 }
+
+/**
+ * Dynamic sampling ran out of generation batches (`algorithm.filter_groups.max_num_gen_batches`) before enough
+ * prompt groups with a learning signal were kept; verl raises a ValueError at that point. Carries the counts.
+ */
+export class ExhaustedError extends LumiragError {
+  /** Generation batches used (equals the maximum when the budget ran out). */
+  readonly numGenBatches: number;
+  /** The budget (`maxNumGenBatches`); 0 when the cause was a source that ran dry. */
+  readonly maxNumGenBatches: number;
+  /** Groups kept so far (verl's `num_prompt_in_batch`). */
+  readonly numPromptInBatch: number;
+  /** Groups required (`trainBatchSize`). */
+  readonly trainBatchSize: number;
+  /** Groups seen so far, kept or dropped. */
+  readonly numGroupsSeen: number;
+  /**
+   * @param message - what ran out
+   * @param counts - the counts at the time
+   */
+  constructor(
+    message: string,
+    counts: { numGenBatches: number; maxNumGenBatches: number; numPromptInBatch: number; trainBatchSize: number; numGroupsSeen: number },
+  ) {
+    super('E_EXHAUSTED', message, 'maxNumGenBatches');
+    this.numGenBatches = counts.numGenBatches;
+    this.maxNumGenBatches = counts.maxNumGenBatches;
+    this.numPromptInBatch = counts.numPromptInBatch;
+    this.trainBatchSize = counts.trainBatchSize;
+    this.numGroupsSeen = counts.numGroupsSeen;
+  }
+}
