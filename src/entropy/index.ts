@@ -1,6 +1,9 @@
 /**
- * entropy.
+ * Entropy of the next-token distribution (verl's `entropy_from_logits`, `compute_entropy_loss`) with gradients,
+ * and the top-entropy token selection of the 80/20 mode.
  *
  * @module
  */
-export {};
+export { entropyFromLogits, computeEntropyLoss, toLogits } from './entropy.js';
+export type { EntropyOptions, EntropyResult, EntropyLossOptions, EntropyLossResult, LogitsInput, Shape3D } from './entropy.js';
+export { entropyTopMask } from './topMask.js';
