@@ -3,4 +3,5 @@
  *
  * @module
  */
-export {};
+export { actorLoss, ACTOR_LOSS_DEFAULTS } from './actorLoss.js';
+export type { ActorLossBatch, ActorLossConfig, ActorLossResult } from './actorLoss.js';
