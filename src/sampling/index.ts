@@ -6,3 +6,5 @@
  */
 export * from './dynamicBatchFiller.js';
 export * from './fillBatch.js';
+export * from './promptFilter.js';
+export * from './sources.js';
