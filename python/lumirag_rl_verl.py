@@ -326,7 +326,7 @@ class BridgeClient:
         if failures and self.fallback_score is None:
             raise RewardItemError(failures, len(items))
         if self.fallback_score is None:
-            return [dict(it["extras"]) if "extras" in it else float(it["score"]) for it in items]
+            return [_ok_value(it) for it in items]
         keys: Dict[str, None] = {}
         for it in items:
             for k in it.get("extras", {}) or {}:
@@ -334,7 +334,8 @@ class BridgeClient:
         out: List[Any] = []
         for it in items:
             if it.get("status") == "ok":
-                d = dict(it["extras"]) if "extras" in it else {"score": float(it["score"])}
+                v = _ok_value(it)
+                d = v if isinstance(v, dict) else {"score": v}
                 d.update(lumirag_fallback=False, lumirag_error="")
             else:
                 d = {k: None for k in keys}
@@ -383,6 +384,15 @@ class BridgeClient:
         if not isinstance(results, list) or len(results) != n:
             raise BridgeError(f"reply has {len(results) if isinstance(results, list) else 'no'} results for {n} items")
         return self._convert(results)
+
+
+def _ok_value(item: Dict[str, Any]) -> Any:
+    """A float for a plain-number reward, else the dict (``score`` as a float, extras as sent)."""
+    if "extras" not in item:
+        return float(item["score"])
+    d = dict(item["extras"])
+    d["score"] = float(item["score"])
+    return d
 
 
 class _Retry(Exception):

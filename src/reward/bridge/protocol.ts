@@ -84,7 +84,7 @@ export interface WireHealth {
   protocol: number;
   /** The served reward's name. */
   reward: string;
-  /** Requests being handled now. */
+  /** Other requests being handled now (not counting this health check). */
   inFlight: number;
 }
 

@@ -206,7 +206,7 @@ export async function serveRewards(options: ServeRewardsOptions): Promise<Reward
       if (req.method !== 'GET' && req.method !== 'HEAD') {
         return refuse(req, res, 405, 'method_not_allowed', `${path} accepts GET, got ${req.method}`, undefined, { allow: 'GET, HEAD' });
       }
-      const h: WireHealth = { status: draining ? 'draining' : 'ok', protocol: BRIDGE_PROTOCOL_VERSION, reward: hook.name, inFlight: stats.inFlight };
+      const h: WireHealth = { status: draining ? 'draining' : 'ok', protocol: BRIDGE_PROTOCOL_VERSION, reward: hook.name, inFlight: stats.inFlight - 1 };
       return send(res, draining ? 503 : 200, h);
     }
     const isScore = path === BRIDGE_PATHS.score;
