@@ -17,6 +17,7 @@ import {
   policyLoss,
   registerPolicyLoss,
   ShapeError,
+  topKByValue,
   UnknownModeError,
   unregisterPolicyLoss,
   ValueError,
@@ -242,6 +243,17 @@ describe('kl_cov: ties at the cut go to the lowest index', () => {
     expect(r.grad[2]).toBeCloseTo(plain[2]!, 15);
     expect(r.grad[3]).toBeCloseTo(plain[3]!, 15);
     expect(r.grad[4]).toBe(0);
+  });
+});
+
+describe('topKByValue (shared by kl_cov, eighty-twenty and entropyTopMask)', () => {
+  it('exact top-k, ties at the cut by the lowest index, result in ascending index order', () => {
+    expect(topKByValue([1, 5, 3, 5, 2], [10, 11, 12, 13, 14], 2)).toEqual([11, 13]);
+    expect(topKByValue([1, 5, 3, 5, 2], [10, 11, 12, 13, 14], 1)).toEqual([11]);
+    expect(topKByValue([7, 7, 7, 7], [9, 3, 6, 1], 2)).toEqual([1, 3]); // indices need not be sorted
+    expect(topKByValue([0, 4, -1], [0, 1, 2], 5)).toEqual([0, 1, 2]);
+    expect(topKByValue([0, 4, -1], [0, 1, 2], 0)).toEqual([]);
+    expect(topKByValue([-0, 0, -3], [0, 1, 2], 1)).toEqual([0]); // −0 and +0 tie
   });
 });
 

@@ -54,18 +54,27 @@ export function finishTokenLoss(
 export const LOG_RATIO_CLAMP = 20;
 
 /**
- * Indices of the `k` largest `values`, ties broken by the lower index first; returned in selection order.
- * `indices` are the candidate positions (e.g. the flat indices of the valid tokens), `values[i]` belongs to
- * `indices[i]`.
+ * The entries of `indices` whose `values` are the `k` largest (exact top-k), ties at the cut broken by the lowest
+ * index first. `values[i]` belongs to `indices[i]`; values must not be NaN. Returned in ascending index order.
+ * O(n log n) through a native typed-array sort of the values, then one pass.
  */
 export function topKByValue(values: ArrayLike<number>, indices: readonly number[], k: number): number[] {
-  const order = indices.map((_, i) => i);
-  order.sort((x, y) => {
-    const vx = values[x] as number;
-    const vy = values[y] as number;
-    if (vx > vy) return -1;
-    if (vx < vy) return 1;
-    return (indices[x] as number) - (indices[y] as number);
-  });
-  return order.slice(0, Math.min(k, order.length)).map((i) => indices[i] as number);
+  const n = indices.length;
+  const kk = Math.min(Math.max(0, Math.floor(k)), n);
+  if (kk === 0) return [];
+  const sorted = new Float64Array(n);
+  for (let i = 0; i < n; i++) sorted[i] = values[i] as number;
+  sorted.sort();
+  const cut = sorted[n - kk] as number; // the k-th largest value
+  const atCut: number[] = [];
+  const out = new Float64Array(kk);
+  let o = 0;
+  for (let i = 0; i < n; i++) {
+    const v = values[i] as number;
+    if (v > cut) out[o++] = indices[i] as number;
+    else if (v === cut) atCut.push(indices[i] as number);
+  }
+  const ties = Float64Array.from(atCut).sort();
+  for (let t = 0; o < kk; t++) out[o++] = ties[t] as number;
+  return Array.from(out.sort());
 }
