@@ -113,6 +113,44 @@ export class EstimatorError extends LumiragError {
   }
 }
 
+/** No WebGPU adapter could be found (or the `webgpu` package could not be loaded) under `backend: 'webgpu'`. */
+export class GpuUnavailableError extends LumiragError {
+  /** @param message - why no adapter was found */
+  constructor(message: string) {
+    super('E_GPU_UNAVAILABLE', message, 'backend');
+  }
+}
+
+/** The GPU device was lost (driver reset, `destroy()`, out of memory); create a new engine to continue. */
+export class GpuDeviceLostError extends LumiragError {
+  /** Dawn's / the browser's reason string (`'destroyed'` or `'unknown'`). */
+  readonly reason: string;
+  /** @param message - what was lost; @param reason - the device-lost reason */
+  constructor(message: string, reason: string) {
+    super('E_GPU_DEVICE_LOST', message, 'device');
+    this.reason = reason;
+  }
+}
+
+/** A WGSL shader failed to compile; the message carries the compiler's messages with line numbers. */
+export class GpuShaderError extends LumiragError {
+  /** The kernel (pipeline) name. */
+  readonly kernel: string;
+  /** @param kernel - kernel name; @param message - the WGSL compiler messages */
+  constructor(kernel: string, message: string) {
+    super('E_GPU_SHADER', message, kernel);
+    this.kernel = kernel;
+  }
+}
+
+/** Any other WebGPU failure (a validation error, an out-of-memory error, a failed map). */
+export class GpuError extends LumiragError {
+  /** @param message - what failed */
+  constructor(message: string) {
+    super('E_GPU', message);
+  }
+}
+
 /**
  * Dynamic sampling ran out of generation batches (`algorithm.filter_groups.max_num_gen_batches`) before enough
  * prompt groups with a learning signal were kept; verl raises a ValueError at that point. Carries the counts.

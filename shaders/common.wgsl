@@ -1,0 +1,49 @@
+// Shared declarations of every policy-loss kernel: the uniform block, the per-token result, constants.
+// The host assembles a pipeline's source as: [enable subgroups;] common + reduce_(subgroup|tree) +
+// the family's `tok` function (vanilla.wgsl, gspo.wgsl, ...) + tokenpass.wgsl (or rowreduce.wgsl).
+
+const WG: u32 = 64u;          // invocations per workgroup
+const VPT: u32 = 16u;         // vec4 per invocation: 64 tokens
+const LOG_RATIO_CLAMP: f32 = 20.0;
+
+// Shape and constants: uniforms, so a new batch shape or ε never recompiles a pipeline.
+struct Params {
+  n: u32,          // tokens in this chunk (token pass) / rows in this chunk (row pass)
+  base: u32,       // global index of the chunk's first token (token pass) / first row (row pass)
+  T: u32,          // padded response length (columns)
+  wgOffset: u32,   // first partial-sum slot of this chunk (token pass) / element shift of the binding (row pass)
+  groupsX: u32,    // workgroups along x of the 2D dispatch
+  nwg: u32,        // workgroups that carry work
+  B: u32,          // rows of the whole batch
+  _pad0: u32,
+  lo: f32,         // 1 − ε_low
+  hi: f32,         // 1 + ε_high
+  c: f32,          // dual-clip constant
+  coef0: f32,      // aggregation coefficient when it is the same for every row
+  tauPos: f32,
+  tauNeg: f32,
+  klCoef: f32,     // kl_cov: ppo_kl_coef
+  epsLow: f32,     // geo_mean: log-space bounds
+  epsHigh: f32,
+  _f1: f32,
+  _f2: f32,
+  _f3: f32,
+}
+
+// What a family's `tok` returns for 4 tokens: the loss ℓ, ∂ℓ/∂lp, and three metric terms (summed over the
+// response mask): m0 = clipped indicator, m1 = ppo_kl term, m2 = lower-clip indicator.
+struct Tok {
+  loss: vec4f,
+  dl: vec4f,
+  m0: vec4f,
+  m1: vec4f,
+  m2: vec4f,
+}
+
+fn b2f(b: vec4<bool>) -> vec4f {
+  return select(vec4f(0.0), vec4f(1.0), b);
+}
+
+fn nonFinite(x: vec4f) -> vec4<bool> {
+  return (bitcast<vec4u>(x) & vec4u(0x7f800000u)) == vec4u(0x7f800000u);
+}

@@ -1,0 +1,96 @@
+// The fused per-token pass shared by every policy loss: 64 tokens (16 vec4) per invocation, 4096 per
+// workgroup, one partial-sum slot pair per workgroup. It calls the family's `tok` (prepended), then writes
+// d loss / d lp = coef_row · w · ∂ℓ/∂lp at aggregated positions (0 elsewhere) and accumulates
+//   PART[2s]   = (Σ coef·w·ℓ over the aggregation mask, Σ m0, Σ m1, Σ m2 over the response mask)
+//   PART[2s+1] = (Σ m, Σ [non-finite input at a valid position], Σ aggregation mask, 0)
+// The host adds the slots in float64.
+
+override HAS_W: bool = false;     // W multiplies ℓ and ∂ℓ/∂lp (rollout IS weights, clip_cov's corr)
+override HAS_SEL: bool = false;   // SEL is read and passed to `tok` (kl_cov's KL selection)
+override SEL_AGG: bool = false;   // SEL also multiplies the aggregation mask (eighty-twenty)
+override PER_ROW: bool = false;   // the aggregation coefficient comes from COEF[row] (seq-mean-* modes)
+override NEED_ROW: bool = false;  // `tok` reads a per-row value ROWS[row].x (gspo, geo_mean)
+
+@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(1) var<storage, read> OLP: array<vec4f>;
+@group(0) @binding(2) var<storage, read> LP: array<vec4f>;
+@group(0) @binding(3) var<storage, read> ADV: array<vec4f>;
+@group(0) @binding(4) var<storage, read> MASK: array<vec4f>;
+@group(0) @binding(5) var<storage, read> W: array<vec4f>;
+@group(0) @binding(6) var<storage, read> SEL: array<vec4f>;
+@group(0) @binding(7) var<storage, read> COEF: array<f32>;
+@group(0) @binding(8) var<storage, read> ROWS: array<vec4f>;
+@group(0) @binding(9) var<storage, read_write> GRAD: array<vec4f>;
+@group(0) @binding(10) var<storage, read_write> PART: array<vec4f>;
+
+@compute @workgroup_size(WG)
+fn main(ri: RIn, @builtin(workgroup_id) wid: vec3u) {
+  let wg = wid.y * P.groupsX + wid.x;
+  var accL = vec4f(0.0);
+  var acc0 = vec4f(0.0);
+  var acc1 = vec4f(0.0);
+  var acc2 = vec4f(0.0);
+  var accM = vec4f(0.0);
+  var accN = vec4f(0.0);
+  var accA = vec4f(0.0);
+  if (wg < P.nwg) {
+    let nv = (P.n + 3u) / 4u;
+    let v0 = wg * (WG * VPT) + ri.lid;
+    for (var j = 0u; j < VPT; j++) {
+      let v = v0 + j * WG;
+      if (v < nv) {
+        let k = vec4u(v * 4u) + vec4u(0u, 1u, 2u, 3u);
+        let m = (MASK[v] != vec4f(0.0)) & (k < vec4u(P.n));
+        let o = OLP[v];
+        let l = LP[v];
+        let a = ADV[v];
+        var coef = vec4f(P.coef0);
+        var rv = vec4f(0.0);
+        if (PER_ROW || NEED_ROW) {
+          let row = min((k + vec4u(P.base)) / vec4u(P.T), vec4u(P.B - 1u));
+          if (PER_ROW) {
+            coef = vec4f(COEF[row.x], COEF[row.y], COEF[row.z], COEF[row.w]);
+          }
+          if (NEED_ROW) {
+            rv = vec4f(ROWS[row.x].x, ROWS[row.y].x, ROWS[row.z].x, ROWS[row.w].x);
+          }
+        }
+        var w = vec4f(1.0);
+        var fin = o + l + a;
+        if (HAS_W) {
+          w = W[v];
+          fin += w;
+        }
+        var sel = vec4f(1.0);
+        var am = m;
+        if (HAS_SEL) {
+          sel = SEL[v];
+          if (SEL_AGG) {
+            am = m & (sel != vec4f(0.0));
+          }
+        }
+        let t = tok(o, l, a, rv, sel);
+        let cw = coef * w;
+        GRAD[v] = select(vec4f(0.0), cw * t.dl, am);
+        accL += select(vec4f(0.0), cw * t.loss, am);
+        acc0 += select(vec4f(0.0), t.m0, m);
+        acc1 += select(vec4f(0.0), t.m1, m);
+        acc2 += select(vec4f(0.0), t.m2, m);
+        accM += b2f(m);
+        accN += b2f(nonFinite(fin) & m);
+        accA += b2f(am);
+      }
+    }
+  }
+  let one = vec4f(1.0);
+  let r = wgReduce(
+    vec4f(dot(accL, one), dot(acc0, one), dot(acc1, one), dot(acc2, one)),
+    vec4f(dot(accM, one), dot(accN, one), dot(accA, one), 0.0),
+    ri,
+  );
+  if (wg < P.nwg && ri.lid == 0u) {
+    let s = 2u * (P.wgOffset + wg);
+    PART[s] = r.a;
+    PART[s + 1u] = r.b;
+  }
+}

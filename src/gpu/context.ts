@@ -1,0 +1,245 @@
+/**
+ * {@link GpuContext}: one device with its pipeline cache, buffer pool and dispatch helpers. The WebGPU engine
+ * is built on it, and so can further kernels (see the extension notes in `engine.ts`).
+ *
+ * @module
+ */
+import { GpuDeviceLostError, GpuError } from '../errors.js';
+import { BufferPool, BufferUsage, MapMode, roundUp } from './buffers.js';
+import type { AcquiredDevice } from './device.js';
+import { type PipelineConstants, PipelineCache } from './pipelineCache.js';
+import { SHADER_SOURCES } from './shaderSources.generated.js';
+
+/** Invocations per workgroup of every kernel in shaders/. */
+export const WORKGROUP_SIZE = 64;
+/** Tokens one workgroup of the token pass handles (64 invocations × 16 vec4). */
+export const TOKENS_PER_WORKGROUP = 4096;
+/** Bytes of the `Params` uniform block of shaders/common.wgsl. */
+export const PARAMS_BYTES = 80;
+
+/** The values of shaders/common.wgsl's `Params` block (unset fields are 0). */
+export interface KernelParams {
+  n?: number;
+  base?: number;
+  T?: number;
+  wgOffset?: number;
+  groupsX?: number;
+  nwg?: number;
+  B?: number;
+  lo?: number;
+  hi?: number;
+  c?: number;
+  coef0?: number;
+  tauPos?: number;
+  tauNeg?: number;
+  klCoef?: number;
+  epsLow?: number;
+  epsHigh?: number;
+}
+
+/** A 2D grid covering `nwg` workgroups within the per-dimension limit. */
+export interface Grid {
+  x: number;
+  y: number;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/**
+ * One WebGPU device and the machinery every kernel shares. Obtain it from a WebGPU engine (`engine.gpu`).
+ *
+ * - {@link GpuContext.source} assembles WGSL from the fragments in shaders/ (adding `enable subgroups;` and the
+ *   subgroup or barrier-tree reduction as the device allows);
+ * - {@link GpuContext.pipeline} compiles once per (name, constants) and caches;
+ * - {@link GpuContext.pool} lends buffers and host scratch arrays;
+ * - {@link GpuContext.grid}, {@link GpuContext.uniform}, {@link GpuContext.readback} do the rest.
+ */
+export class GpuContext {
+  /** The device. */
+  readonly device: GPUDevice;
+  /** Whether subgroup reductions are compiled in. */
+  readonly subgroups: boolean;
+  /** Adapter description. */
+  readonly description: string;
+  /** Pipelines compiled once per (kernel, constants). */
+  readonly pipelines: PipelineCache;
+  /** Reused GPU buffers and host scratch. */
+  readonly pool: BufferPool;
+  /** Elements of f32 one storage binding may hold. */
+  readonly maxBindingFloats: number;
+  /** The device's `maxComputeWorkgroupsPerDimension`. */
+  readonly maxGroupsPerDim: number;
+  /** A 16-byte storage buffer bound where a kernel's optional input is absent. */
+  readonly dummy: GPUBuffer;
+  private readonly ownsDevice: boolean;
+  private lostInfo: GPUDeviceLostInfo | null = null;
+  private destroyed = false;
+  /** Running estimate of GPU ns per token, used to sleep before awaiting a map (Dawn busy-polls meanwhile). */
+  private nsPerToken = 1;
+
+  /**
+   * @param acquired - the device from {@link acquireDevice}
+   * @param maxBindingBytes - smaller binding windows than the device allows (testing the chunked dispatches)
+   */
+  constructor(acquired: AcquiredDevice, maxBindingBytes?: number) {
+    this.device = acquired.device;
+    this.subgroups = acquired.subgroups;
+    this.description = acquired.description;
+    this.ownsDevice = acquired.ownsDevice;
+    this.pipelines = new PipelineCache(this.device);
+    this.pool = new BufferPool(this.device);
+    const limit = this.device.limits.maxStorageBufferBindingSize;
+    const bytes = maxBindingBytes ? Math.min(limit, Math.max(16384, Math.floor(maxBindingBytes / 16384) * 16384)) : limit;
+    this.maxBindingFloats = Math.floor(bytes / 4);
+    this.maxGroupsPerDim = this.device.limits.maxComputeWorkgroupsPerDimension;
+    this.dummy = this.device.createBuffer({ size: 16, usage: BufferUsage.STORAGE, label: 'lumirag-dummy' });
+    void this.device.lost.then((info) => {
+      this.lostInfo = info;
+    });
+  }
+
+  /** Throw {@link GpuDeviceLostError} if the device was lost (or the context destroyed). */
+  checkAlive(): void {
+    if (this.destroyed) throw new GpuDeviceLostError('the engine was destroyed; create a new one', 'destroyed');
+    if (this.lostInfo) {
+      throw new GpuDeviceLostError(
+        `the GPU device was lost (${this.lostInfo.reason}: ${this.lostInfo.message || 'no message'}); create a new engine`,
+        this.lostInfo.reason,
+      );
+    }
+  }
+
+  /** Whether the device has been lost. */
+  get lost(): boolean {
+    return this.lostInfo !== null;
+  }
+
+  /**
+   * WGSL of a kernel: `[enable subgroups;]` + common.wgsl + the reduction fragment + `fragments` (file names in
+   * shaders/ without `.wgsl`, e.g. `['vanilla', 'tokenpass']`). Extra WGSL text may be passed in `extra`.
+   */
+  source(fragments: readonly string[], extra = ''): string {
+    const parts: string[] = [];
+    if (this.subgroups) parts.push('enable subgroups;');
+    parts.push(SHADER_SOURCES.common as string);
+    parts.push(SHADER_SOURCES[this.subgroups ? 'reduce_subgroup' : 'reduce_tree'] as string);
+    for (const f of fragments) {
+      const s = SHADER_SOURCES[f];
+      if (s === undefined) throw new GpuError(`no shader fragment shaders/${f}.wgsl`);
+      parts.push(s);
+    }
+    if (extra) parts.push(extra);
+    return parts.join('\n');
+  }
+
+  /** The cached pipeline `name` (compiled from `code` with `constants` on first use). */
+  pipeline(name: string, code: string, constants: PipelineConstants = {}): Promise<GPUComputePipeline> {
+    this.checkAlive();
+    return this.pipelines.get(`${name}${this.subgroups ? '' : ':tree'}`, code, constants);
+  }
+
+  /** A 2D grid of at least `nwg` workgroups (x ≤ the per-dimension limit). */
+  grid(nwg: number): Grid {
+    const x = Math.max(1, Math.min(nwg, this.maxGroupsPerDim));
+    return { x, y: Math.max(1, Math.ceil(nwg / x)) };
+  }
+
+  /** A pooled uniform buffer holding `p` (release it with `pool.release` after the submit). */
+  uniform(p: KernelParams): GPUBuffer {
+    const ab = new ArrayBuffer(PARAMS_BYTES);
+    const u = new Uint32Array(ab);
+    const f = new Float32Array(ab);
+    u[0] = p.n ?? 0;
+    u[1] = p.base ?? 0;
+    u[2] = p.T ?? 0;
+    u[3] = p.wgOffset ?? 0;
+    u[4] = p.groupsX ?? 0;
+    u[5] = p.nwg ?? 0;
+    u[6] = p.B ?? 0;
+    f[8] = p.lo ?? 0;
+    f[9] = p.hi ?? 0;
+    f[10] = p.c ?? 0;
+    f[11] = p.coef0 ?? 0;
+    f[12] = p.tauPos ?? 0;
+    f[13] = p.tauNeg ?? 0;
+    f[14] = p.klCoef ?? 0;
+    f[15] = p.epsLow ?? 0;
+    f[16] = p.epsHigh ?? 0;
+    const buf = this.pool.acquire(BufferUsage.UNIFORM | BufferUsage.COPY_DST, PARAMS_BYTES, 'lumirag-params');
+    this.device.queue.writeBuffer(buf, 0, ab);
+    return buf;
+  }
+
+  /** A pooled upload-only storage buffer holding `data` (`STORAGE | COPY_DST`, size rounded up to 16 bytes). */
+  upload(data: Float32Array, length = data.length): GPUBuffer {
+    const buf = this.pool.acquire(BufferUsage.STORAGE | BufferUsage.COPY_DST, roundUp(Math.max(length, 4) * 4, 16), 'lumirag-input');
+    if (length > 0) this.device.queue.writeBuffer(buf, 0, data.buffer, data.byteOffset, length * 4);
+    return buf;
+  }
+
+  /** A pooled storage buffer kernels write (`STORAGE | COPY_SRC`). */
+  output(bytes: number, label = 'lumirag-output'): GPUBuffer {
+    return this.pool.acquire(BufferUsage.STORAGE | BufferUsage.COPY_SRC, roundUp(Math.max(bytes, 16), 16), label);
+  }
+
+  /**
+   * Copy `regions` of GPU buffers into one pooled staging buffer, submit `encoder`, wait for the GPU and return
+   * a copy of each region as a Float32Array (`into[i]` when given). Sleeps for most of the expected GPU time
+   * before awaiting the map, so Dawn's polling does not steal a core from the kernels.
+   *
+   * @param tokens - work size used for the sleep estimate (0: no sleep)
+   */
+  async readback(
+    encoder: GPUCommandEncoder,
+    regions: readonly { buffer: GPUBuffer; bytes: number; into?: Float32Array }[],
+    tokens = 0,
+  ): Promise<Float32Array[]> {
+    const offsets: number[] = [];
+    let total = 0;
+    for (const r of regions) {
+      offsets.push(total);
+      total += roundUp(r.bytes, 16);
+    }
+    const staging = this.pool.acquire(BufferUsage.MAP_READ | BufferUsage.COPY_DST, Math.max(total, 16), 'lumirag-staging');
+    regions.forEach((r, i) => {
+      if (r.bytes > 0) encoder.copyBufferToBuffer(r.buffer, 0, staging, offsets[i] as number, roundUp(r.bytes, 4));
+    });
+    const t0 = performance.now();
+    this.device.queue.submit([encoder.finish()]);
+    const expectMs = (this.nsPerToken * tokens) / 1e6;
+    if (expectMs > 2) await sleep(expectMs * 0.8);
+    try {
+      await staging.mapAsync(MapMode.READ, 0, Math.max(total, 16));
+    } catch (err) {
+      this.pool.release(staging);
+      this.checkAlive();
+      throw new GpuError(`reading results back failed: ${(err as Error).message}`);
+    }
+    const dt = performance.now() - t0;
+    if (tokens >= 1 << 18) this.nsPerToken = 0.5 * this.nsPerToken + 0.5 * ((dt * 1e6) / tokens);
+    const mapped = staging.getMappedRange(0, Math.max(total, 16));
+    const out = regions.map((r, i) => {
+      const n = r.bytes / 4;
+      const view = new Float32Array(mapped, offsets[i] as number, n);
+      if (r.into) {
+        r.into.set(view);
+        return r.into;
+      }
+      return view.slice();
+    });
+    staging.unmap();
+    this.pool.release(staging);
+    return out;
+  }
+
+  /** Release every pooled buffer and, when the engine created the device, destroy the device. Idempotent. */
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    this.pool.destroy();
+    this.dummy.destroy();
+    if (this.ownsDevice) this.device.destroy();
+  }
+}

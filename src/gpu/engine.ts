@@ -1,0 +1,885 @@
+/**
+ * `createEngine`: one API over two backends, the float64 CPU reference and WGSL kernels on WebGPU.
+ *
+ * ```ts
+ * const engine = await createEngine({ backend: 'auto' });
+ * console.log(engine.backend, engine.reason);          // 'webgpu', 'adapter: llvmpipe ...'
+ * const { loss, grad, metrics } = await engine.policyLoss('vanilla', batch, { clipRatioHigh: 0.28 });
+ * engine.destroy();                                     // releases the device so Node can exit
+ * ```
+ *
+ * ## How the WebGPU backend computes a policy loss
+ * 1. Host: validate shapes, convert inputs to float32 (a caller's `Float32Array` is uploaded as is), count the
+ *    row lengths L_i of the mask (a GPU-resident mask: a row-reduction kernel, read back), and compute the
+ *    aggregation's per-row coefficients with {@link aggregationCoefficients} in float64 — every agg mode is
+ *    linear, d loss / d ℓ_it = m_it·coef_i.
+ * 2. Row pass (gspo, geo_mean): shaders/rowreduce.wgsl, one workgroup per row.
+ * 3. Token pass: shaders/tokenpass.wgsl with the family's `tok` (vanilla.wgsl, …): 64 tokens per invocation,
+ *    vec4 loads, writes coef·w·∂ℓ/∂lp and one slot of partial sums per workgroup (subgroupAdd reductions when
+ *    the adapter has `subgroups`, a barrier tree otherwise).
+ * 4. Host: add the partial sums in float64 → loss and metrics.
+ * Batches above `maxStorageBufferBindingSize` run as several dispatches over binding windows.
+ * The selection steps of clip_cov, kl_cov and eighty-twenty run on the host (src/gpu/selection.ts).
+ *
+ * ## Extending the engine (further kernels, e.g. GRPO normalisation or entropy)
+ * A WebGPU engine exposes its {@link GpuContext} as `engine.gpu`: `gpu.device`, `gpu.source([...fragments])`
+ * (adds `enable subgroups;`, shaders/common.wgsl and the `wgReduce` reduction), `gpu.pipeline(name, code,
+ * constants)` (compiled once per name and constants), `gpu.pool` (buffers and host scratch, reused),
+ * `gpu.uniform(params)`, `gpu.upload(f32)`, `gpu.output(bytes)`, `gpu.grid(nwg)` (2D dispatch) and
+ * `gpu.readback(encoder, regions, tokens)` (one staging map, with the sleep that avoids Dawn's busy-poll).
+ * New kernels go in shaders/ (regenerate src/gpu/shaderSources.generated.ts with `npm run shaders`) and new
+ * engine methods are plain functions taking `(gpu: GpuContext, ...)`, falling back to the CPU reference
+ * when `engine.gpu` is null.
+ *
+ * @module
+ */
+import { aggLoss as cpuAggLoss, aggregationCoefficients, MASKED_MEAN_EPS } from '../aggregate.js';
+import { checkLossAggMode, type GlobalBatchInfo, type LossAggMode, type PolicyLossConfig, resolvePolicyLossConfig } from '../config/policyLoss.js';
+import { ConfigError, GpuDeviceLostError, GpuError, GpuUnavailableError, ShapeError, ValueError } from '../errors.js';
+import { getPolicyLoss, policyLoss as cpuPolicyLoss } from '../losses/registry.js';
+import { checkRolloutCorrectionConfig, rolloutCorrectionArrays } from '../losses/rolloutCorrection.js';
+import { METRIC, type PolicyLossBatch } from '../losses/types.js';
+import { isNested, type MatrixInput, nestedShape, type Shape2D } from '../matrix.js';
+import { BufferUsage, roundUp } from './buffers.js';
+import { GpuContext, type KernelParams, TOKENS_PER_WORKGROUP } from './context.js';
+import { acquireDevice } from './device.js';
+import type { PipelineConstants } from './pipelineCache.js';
+import { clipCovCorr, klCovSelection, type SelectionInputs, topEntropyMask } from './selection.js';
+
+/** Which backend to use. `'auto'` picks WebGPU when an adapter exists, else the CPU. */
+export type BackendChoice = 'webgpu' | 'cpu' | 'auto';
+
+/** Options of {@link createEngine}. */
+export interface EngineOptions {
+  /** `'webgpu'` (fail with {@link GpuUnavailableError} without an adapter), `'cpu'` or `'auto'` (default). */
+  backend?: BackendChoice;
+  /** Share a caller's `GPUDevice` (the engine never destroys it). */
+  device?: GPUDevice;
+  /** Adapter preference when the engine requests one. */
+  powerPreference?: GPUPowerPreference;
+  /** Compile the barrier-tree reductions even where `subgroups` exists (for testing the fallback). */
+  disableSubgroups?: boolean;
+  /**
+   * Use storage-binding windows of at most this many bytes (a multiple of 16 KiB) instead of the device's
+   * `maxStorageBufferBindingSize`: a testing aid that exercises the chunked dispatches on small batches.
+   */
+  maxBindingBytes?: number;
+}
+
+/** A `[B][T]` input of an engine call: host values (as for the CPU functions) or a `GPUBuffer` of float32. */
+export type EngineMatrix = MatrixInput | GPUBuffer;
+
+/**
+ * A policy-loss batch whose fields may live on the GPU: a `GPUBuffer` of `B·T` float32 values, row-major,
+ * with `STORAGE` usage and a size of at least `4·B·T` rounded up to 16 bytes. `shape` is then required.
+ */
+export interface EnginePolicyLossBatch {
+  oldLogProbs: EngineMatrix;
+  logProbs: EngineMatrix;
+  advantages: EngineMatrix;
+  responseMask: EngineMatrix;
+  rolloutIsWeights?: EngineMatrix | null;
+  entropy?: EngineMatrix | null;
+  shape?: Shape2D;
+}
+
+/** Per-call options of `engine.policyLoss` / `engine.aggLoss`. */
+export interface EngineCallOptions {
+  /** Write the gradient into this array (length ≥ B·T) instead of allocating one: saves fresh-memory costs. */
+  gradInto?: Float32Array;
+}
+
+/** Per-call options of `engine.policyLossGpu` / `engine.aggLossGpu`. */
+export interface EngineGpuCallOptions {
+  /** Write the gradient into this buffer (`STORAGE` usage, ≥ 4·B·T rounded up to 16 bytes); else a new one. */
+  gradBuffer?: GPUBuffer;
+}
+
+/** What `engine.policyLoss` returns: the CPU functions' result, with the gradient as float32 on WebGPU. */
+export interface EnginePolicyLossResult {
+  /** The scalar loss. */
+  loss: number;
+  /**
+   * d loss / d logProbs, flat `[B·T]`: a `Float64Array` from the cpu backend (the reference's own array), a
+   * `Float32Array` from webgpu (or `gradInto`).
+   */
+  grad: Float32Array | Float64Array;
+  /** verl's metrics. */
+  metrics: Record<string, number>;
+}
+
+/** What `engine.policyLossGpu` returns: the gradient stays on the GPU. */
+export interface EnginePolicyLossGpuResult {
+  /** The scalar loss. */
+  loss: number;
+  /** d loss / d logProbs as `B·T` float32, row-major; the caller owns it (and destroys it) unless it passed `gradBuffer`. */
+  gradBuffer: GPUBuffer;
+  /** verl's metrics. */
+  metrics: Record<string, number>;
+}
+
+/** What `engine.aggLoss` returns. */
+export interface EngineAggLossResult {
+  /** The aggregated loss. */
+  loss: number;
+  /** d loss / d lossMat (see {@link EnginePolicyLossResult.grad}). */
+  grad: Float32Array | Float64Array;
+}
+
+/** What `engine.aggLossGpu` returns. */
+export interface EngineAggLossGpuResult {
+  /** The aggregated loss. */
+  loss: number;
+  /** d loss / d lossMat on the GPU (see {@link EnginePolicyLossGpuResult.gradBuffer}). */
+  gradBuffer: GPUBuffer;
+}
+
+/** An engine: the same calls on the CPU reference or on WebGPU. */
+export interface Engine {
+  /** The backend in use. */
+  readonly backend: 'webgpu' | 'cpu';
+  /** Why this backend (e.g. `"auto: no WebGPU adapter (…)"`, or the adapter's description). */
+  readonly reason: string;
+  /** The WebGPU context (device, pipelines, pool) for further kernels; null on the cpu backend. */
+  readonly gpu: GpuContext | null;
+  /** verl's policy loss `lossMode` (see `policyLoss`); modes without a kernel (user strategies) run on the CPU. */
+  policyLoss(lossMode: string, batch: EnginePolicyLossBatch, config?: PolicyLossConfig, options?: EngineCallOptions): Promise<EnginePolicyLossResult>;
+  /**
+   * GPU-resident form of {@link Engine.policyLoss}: inputs may be `GPUBuffer`s and the gradient is returned as a
+   * `GPUBuffer`, never passing through JS memory (webgpu backend; modes with a kernel only).
+   */
+  policyLossGpu(lossMode: string, batch: EnginePolicyLossBatch, config?: PolicyLossConfig, options?: EngineGpuCallOptions): Promise<EnginePolicyLossGpuResult>;
+  /** verl's `agg_loss` (see `aggLoss`). */
+  aggLoss(
+    lossMat: EngineMatrix,
+    mask: EngineMatrix,
+    lossAggMode: LossAggMode,
+    globalBatchInfo?: GlobalBatchInfo,
+    shape?: Shape2D,
+    options?: EngineCallOptions,
+  ): Promise<EngineAggLossResult>;
+  /** GPU-resident form of {@link Engine.aggLoss} (webgpu backend). */
+  aggLossGpu(
+    lossMat: EngineMatrix,
+    mask: EngineMatrix,
+    lossAggMode: LossAggMode,
+    globalBatchInfo?: GlobalBatchInfo,
+    shape?: Shape2D,
+    options?: EngineGpuCallOptions,
+  ): Promise<EngineAggLossGpuResult>;
+  /** Release the device and every buffer (the engine is unusable afterwards). Idempotent. */
+  destroy(): void;
+}
+
+/** Whether `x` is a `GPUBuffer`. */
+export function isGpuBuffer(x: unknown): x is GPUBuffer {
+  return typeof x === 'object' && x !== null && typeof (x as GPUBuffer).mapAsync === 'function' && typeof (x as GPUBuffer).size === 'number';
+}
+
+function hostOnly(x: EngineMatrix | null | undefined, field: string): MatrixInput | null | undefined {
+  if (isGpuBuffer(x)) throw new ConfigError(`${field}: GPU buffers need the webgpu backend`, field);
+  return x;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// CPU backend
+
+class CpuEngine implements Engine {
+  readonly backend = 'cpu' as const;
+  readonly gpu = null;
+  constructor(readonly reason: string) {}
+
+  async policyLoss(lossMode: string, batch: EnginePolicyLossBatch, config: PolicyLossConfig = {}, options: EngineCallOptions = {}): Promise<EnginePolicyLossResult> {
+    const b: PolicyLossBatch = {
+      oldLogProbs: hostOnly(batch.oldLogProbs, 'oldLogProbs') as MatrixInput,
+      logProbs: hostOnly(batch.logProbs, 'logProbs') as MatrixInput,
+      advantages: hostOnly(batch.advantages, 'advantages') as MatrixInput,
+      responseMask: hostOnly(batch.responseMask, 'responseMask') as MatrixInput,
+      rolloutIsWeights: hostOnly(batch.rolloutIsWeights, 'rolloutIsWeights') ?? null,
+      entropy: hostOnly(batch.entropy, 'entropy') ?? null,
+      ...(batch.shape ? { shape: batch.shape } : {}),
+    };
+    const r = cpuPolicyLoss(lossMode, b, config);
+    return { loss: r.loss, grad: copyInto(r.grad, options.gradInto), metrics: r.metrics };
+  }
+
+  async policyLossGpu(): Promise<EnginePolicyLossGpuResult> {
+    throw new ConfigError('policyLossGpu needs the webgpu backend', 'backend');
+  }
+
+  async aggLossGpu(): Promise<EngineAggLossGpuResult> {
+    throw new ConfigError('aggLossGpu needs the webgpu backend', 'backend');
+  }
+
+  async aggLoss(lossMat: EngineMatrix, mask: EngineMatrix, lossAggMode: LossAggMode, gbi?: GlobalBatchInfo, shape?: Shape2D, options: EngineCallOptions = {}): Promise<EngineAggLossResult> {
+    const r = cpuAggLoss(hostOnly(lossMat, 'lossMat') as MatrixInput, hostOnly(mask, 'mask') as MatrixInput, lossAggMode, gbi, shape);
+    return { loss: r.loss, grad: copyInto(r.grad, options.gradInto) };
+  }
+
+  destroy(): void {}
+}
+
+function copyInto(g: Float64Array, into: Float32Array | undefined): Float32Array | Float64Array {
+  if (!into) return g;
+  if (into.length < g.length) throw new ShapeError(`gradInto: length ${into.length} < ${g.length}`, 'gradInto');
+  into.set(g);
+  return into;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// WebGPU backend
+
+/** The kernel families of shaders/ and what the host does around them. */
+type Family = 'vanilla' | 'gspo' | 'sapo' | 'cispo' | 'gpg' | 'clip_cov' | 'kl_cov' | 'geo_mean' | 'agg';
+
+interface ModeSpec {
+  family: Family;
+  /** Aggregation when config.lossAggMode is unset (verl's effective mode). */
+  defaultAgg: LossAggMode | 'row-mean';
+  /** Whether config.lossAggMode is ignored (geo_mean). */
+  fixedAgg?: boolean;
+}
+
+/** The loss modes with WebGPU kernels (user strategies run on the CPU reference). */
+export const GPU_LOSS_MODES: Readonly<Record<string, ModeSpec>> = {
+  vanilla: { family: 'vanilla', defaultAgg: 'token-mean' },
+  'eighty-twenty': { family: 'vanilla', defaultAgg: 'token-mean' },
+  gspo: { family: 'gspo', defaultAgg: 'seq-mean-token-mean' },
+  sapo: { family: 'sapo', defaultAgg: 'seq-mean-token-mean' },
+  cispo: { family: 'cispo', defaultAgg: 'token-mean' },
+  gpg: { family: 'gpg', defaultAgg: 'token-mean' },
+  clip_cov: { family: 'clip_cov', defaultAgg: 'token-mean' },
+  kl_cov: { family: 'kl_cov', defaultAgg: 'token-mean' },
+  geo_mean: { family: 'geo_mean', defaultAgg: 'row-mean', fixedAgg: true },
+  bypass_mode: { family: 'vanilla', defaultAgg: 'token-mean' },
+};
+
+/** A `[B·T]` input resolved for the GPU: host float32 values, or a caller's buffer. */
+type Field = { host: Float32Array; scratch: Float32Array | null } | { buffer: GPUBuffer };
+
+interface PartialSums {
+  loss: number;
+  m0: number;
+  m1: number;
+  m2: number;
+  valid: number;
+  nonFinite: number;
+  aggCount: number;
+}
+
+class WebGpuEngine implements Engine {
+  readonly backend = 'webgpu' as const;
+  constructor(
+    readonly gpu: GpuContext,
+    readonly reason: string,
+  ) {}
+
+  destroy(): void {
+    this.gpu.destroy();
+  }
+
+  // --- inputs ----------------------------------------------------------------------------------------
+
+  private shapeOf(fields: (EngineMatrix | null | undefined)[], shape: Shape2D | undefined, maskName: string): Shape2D {
+    if (shape) {
+      const [b, t] = shape;
+      if (!Number.isInteger(b) || !Number.isInteger(t) || b < 0 || t < 0) throw new ShapeError(`shape must be two non-negative integers, got [${b}, ${t}]`, 'shape');
+      return shape;
+    }
+    for (const f of fields) {
+      if (f != null && !isGpuBuffer(f) && isNested(f)) return nestedShape(f, maskName);
+    }
+    throw new ShapeError('batch.shape [B, T] is required when the inputs are flat arrays or GPU buffers', 'shape');
+  }
+
+  private field(x: EngineMatrix, name: string, shape: Shape2D): Field {
+    const n = shape[0] * shape[1];
+    if (isGpuBuffer(x)) {
+      if ((x.usage & BufferUsage.STORAGE) === 0) throw new ConfigError(`${name}: a GPU buffer input needs STORAGE usage`, name);
+      if (x.size < roundUp(n * 4, 16)) {
+        throw new ShapeError(`${name}: GPU buffer of ${x.size} bytes is smaller than 4·B·T = ${n * 4} rounded up to 16 bytes`, name);
+      }
+      return { buffer: x };
+    }
+    if (x instanceof Float32Array) {
+      if (x.length !== n) throw new ShapeError(`${name}: length ${x.length} does not match shape [${shape[0]}, ${shape[1]}] (${n})`, name);
+      return { host: x, scratch: null };
+    }
+    if (isNested(x)) {
+      const s = nestedShape(x, name);
+      if (s[0] !== shape[0] || s[1] !== shape[1]) throw new ShapeError(`${name}: shape [${s[0]}, ${s[1]}] does not match [${shape[0]}, ${shape[1]}]`, name);
+      const a = this.gpu.pool.acquireHost(n);
+      const T = shape[1];
+      for (let i = 0; i < shape[0]; i++) {
+        const row = x[i] as readonly number[];
+        for (let j = 0; j < T; j++) a[i * T + j] = row[j] as number;
+      }
+      return { host: a.subarray(0, n), scratch: a };
+    }
+    if (x == null || typeof (x as ArrayLike<number>).length !== 'number') throw new ShapeError(`${name}: expected a [B][T] array or a GPUBuffer`, name);
+    const flat = x as ArrayLike<number>;
+    if (flat.length !== n) throw new ShapeError(`${name}: length ${flat.length} does not match shape [${shape[0]}, ${shape[1]}] (${n})`, name);
+    const a = this.gpu.pool.acquireHost(n);
+    const v = a.subarray(0, n);
+    v.set(flat);
+    return { host: v, scratch: a };
+  }
+
+  private release(fields: (Field | null)[]): void {
+    for (const f of fields) if (f && 'host' in f && f.scratch) this.gpu.pool.releaseHost(f.scratch);
+  }
+
+  /** Row lengths of a host mask, validating 0/1. */
+  private hostLengths(mask: Float32Array, B: number, T: number, name: string): Float64Array {
+    const L = new Float64Array(B);
+    for (let i = 0; i < B; i++) {
+      let s = 0;
+      for (let j = 0, k = i * T; j < T; j++, k++) {
+        const v = mask[k] as number;
+        if (v === 1) s++;
+        else if (v !== 0) throw new ValueError(`${name}: a mask must be 0/1, got ${v} at [${i}, ${j}]`, name);
+      }
+      L[i] = s;
+    }
+    return L;
+  }
+
+  private bind(f: Field, temps: GPUBuffer[]): GPUBuffer {
+    if ('buffer' in f) return f.buffer;
+    const b = this.gpu.upload(f.host);
+    temps.push(b);
+    return b;
+  }
+
+  // --- kernels ---------------------------------------------------------------------------------------
+
+  private tokenPipeline(family: Family, c: PipelineConstants): Promise<GPUComputePipeline> {
+    return this.gpu.pipeline(`tokenpass/${family}`, this.gpu.source([family, 'tokenpass']), c);
+  }
+
+  private rowPipeline(mode: number, hasW: boolean): Promise<GPUComputePipeline> {
+    return this.gpu.pipeline('rowreduce', this.gpu.source(['rowreduce']), { MODE: mode, HAS_W: hasW });
+  }
+
+  /** Encode the row pass over B rows of width T in binding-sized row chunks. */
+  private encodeRowPass(
+    enc: GPUCommandEncoder,
+    pipe: GPUComputePipeline,
+    ins: { olp: GPUBuffer; lp: GPUBuffer; adv: GPUBuffer; mask: GPUBuffer; w: GPUBuffer | null },
+    rows: GPUBuffer,
+    B: number,
+    T: number,
+    p: KernelParams,
+    temps: GPUBuffer[],
+  ): void {
+    if (B === 0 || T === 0) return;
+    const maxRows = Math.floor((this.gpu.maxBindingFloats - 64) / T);
+    if (maxRows < 1) throw new ShapeError(`T = ${T} exceeds one storage binding (${this.gpu.maxBindingFloats} floats)`, 'shape');
+    for (let r0 = 0; r0 < B; r0 += maxRows) {
+      const R = Math.min(maxRows, B - r0);
+      const startByte = r0 * T * 4;
+      const off = Math.floor(startByte / 256) * 256;
+      const shift = (startByte - off) / 4;
+      const size = (b: GPUBuffer): number => Math.min(b.size - off, roundUp((shift + R * T) * 4, 16), Math.floor(this.gpu.maxBindingFloats) * 4);
+      const g = this.gpu.grid(R);
+      const u = this.gpu.uniform({ ...p, n: R, base: r0, T, wgOffset: shift, groupsX: g.x, nwg: R, B });
+      temps.push(u);
+      const win = (b: GPUBuffer): GPUBufferBinding => ({ buffer: b, offset: off, size: size(b) });
+      const bg = this.gpu.device.createBindGroup({
+        layout: pipe.getBindGroupLayout(0),
+        entries: [
+          { binding: 0, resource: { buffer: u } },
+          { binding: 1, resource: win(ins.olp) },
+          { binding: 2, resource: win(ins.lp) },
+          { binding: 3, resource: win(ins.adv) },
+          { binding: 4, resource: win(ins.mask) },
+          { binding: 5, resource: ins.w ? win(ins.w) : { buffer: this.gpu.dummy } },
+          { binding: 6, resource: { buffer: rows } },
+        ],
+      });
+      const pass = enc.beginComputePass();
+      pass.setPipeline(pipe);
+      pass.setBindGroup(0, bg);
+      pass.dispatchWorkgroups(g.x, g.y);
+      pass.end();
+    }
+  }
+
+  /** Encode the token pass over n tokens in binding-sized chunks; returns the number of partial slots. */
+  private encodeTokenPass(
+    enc: GPUCommandEncoder,
+    pipe: GPUComputePipeline,
+    b: { olp: GPUBuffer; lp: GPUBuffer; adv: GPUBuffer; mask: GPUBuffer; w: GPUBuffer | null; sel: GPUBuffer | null; coef: GPUBuffer | null; rows: GPUBuffer | null; grad: GPUBuffer },
+    part: GPUBuffer,
+    n: number,
+    p: KernelParams,
+    temps: GPUBuffer[],
+  ): void {
+    const chunk = Math.max(TOKENS_PER_WORKGROUP, Math.floor(this.gpu.maxBindingFloats / TOKENS_PER_WORKGROUP) * TOKENS_PER_WORKGROUP);
+    let wgOffset = 0;
+    for (let base = 0; base < n || (n === 0 && base === 0); base += chunk) {
+      const cnt = Math.min(chunk, n - base);
+      const nwg = Math.max(1, Math.ceil(cnt / TOKENS_PER_WORKGROUP));
+      const g = this.gpu.grid(nwg);
+      const u = this.gpu.uniform({ ...p, n: cnt, base, wgOffset, groupsX: g.x, nwg });
+      temps.push(u);
+      const win = (x: GPUBuffer): GPUBufferBinding => ({ buffer: x, offset: base * 4, size: roundUp(Math.max(cnt, 4) * 4, 16) });
+      const bg = this.gpu.device.createBindGroup({
+        layout: pipe.getBindGroupLayout(0),
+        entries: [
+          { binding: 0, resource: { buffer: u } },
+          { binding: 1, resource: win(b.olp) },
+          { binding: 2, resource: win(b.lp) },
+          { binding: 3, resource: win(b.adv) },
+          { binding: 4, resource: win(b.mask) },
+          { binding: 5, resource: b.w ? win(b.w) : { buffer: this.gpu.dummy } },
+          { binding: 6, resource: b.sel ? win(b.sel) : { buffer: this.gpu.dummy } },
+          { binding: 7, resource: { buffer: b.coef ?? this.gpu.dummy } },
+          { binding: 8, resource: { buffer: b.rows ?? this.gpu.dummy } },
+          { binding: 9, resource: win(b.grad) },
+          { binding: 10, resource: { buffer: part } },
+        ],
+      });
+      const pass = enc.beginComputePass();
+      pass.setPipeline(pipe);
+      pass.setBindGroup(0, bg);
+      pass.dispatchWorkgroups(g.x, g.y);
+      pass.end();
+      wgOffset += nwg;
+      if (n === 0) break;
+    }
+  }
+
+  private static slots(n: number, maxBindingFloats: number): number {
+    const chunk = Math.max(TOKENS_PER_WORKGROUP, Math.floor(maxBindingFloats / TOKENS_PER_WORKGROUP) * TOKENS_PER_WORKGROUP);
+    let s = 0;
+    for (let base = 0; base < n; base += chunk) s += Math.ceil(Math.min(chunk, n - base) / TOKENS_PER_WORKGROUP);
+    return Math.max(1, s);
+  }
+
+  private static sumPartials(part: Float32Array, slots: number): PartialSums {
+    const s = [0, 0, 0, 0, 0, 0, 0];
+    for (let i = 0; i < slots; i++) {
+      const o = 8 * i;
+      for (let j = 0; j < 4; j++) s[j] = (s[j] as number) + (part[o + j] as number);
+      for (let j = 0; j < 3; j++) s[4 + j] = (s[4 + j] as number) + (part[o + 4 + j] as number);
+    }
+    return { loss: s[0] as number, m0: s[1] as number, m1: s[2] as number, m2: s[3] as number, valid: s[4] as number, nonFinite: s[5] as number, aggCount: s[6] as number };
+  }
+
+  /** Lengths of a GPU-resident mask (row pass MODE 0, read back). */
+  private async deviceLengths(mask: GPUBuffer, B: number, T: number): Promise<Float64Array> {
+    const temps: GPUBuffer[] = [];
+    const rows = this.gpu.output(B * 16, 'lumirag-rows');
+    try {
+      const pipe = await this.rowPipeline(0, false);
+      const enc = this.gpu.device.createCommandEncoder();
+      this.encodeRowPass(enc, pipe, { olp: mask, lp: mask, adv: mask, mask, w: null }, rows, B, T, {}, temps);
+      const [r] = await this.gpu.readback(enc, [{ buffer: rows, bytes: B * 16 }]);
+      const L = new Float64Array(B);
+      for (let i = 0; i < B; i++) L[i] = (r as Float32Array)[4 * i + 2] as number;
+      return L;
+    } finally {
+      for (const t of temps) this.gpu.pool.release(t);
+      this.gpu.pool.release(rows);
+    }
+  }
+
+  // --- public calls ----------------------------------------------------------------------------------
+
+  async policyLoss(lossMode: string, batch: EnginePolicyLossBatch, config: PolicyLossConfig = {}, options: EngineCallOptions = {}): Promise<EnginePolicyLossResult> {
+    if (!GPU_LOSS_MODES[lossMode]) {
+      // bypass_mode and user strategies: the CPU reference (host inputs only), gradient as float32.
+      getPolicyLoss(lossMode);
+      const r = await new CpuEngine('fallback').policyLoss(lossMode, batch, config, options);
+      return { ...r, grad: r.grad instanceof Float64Array ? Float32Array.from(r.grad) : r.grad };
+    }
+    const r = await this.runPolicy(lossMode, batch, config, false, options.gradInto, undefined);
+    return { loss: r.loss, grad: r.grad as Float32Array, metrics: r.metrics };
+  }
+
+  async policyLossGpu(lossMode: string, batch: EnginePolicyLossBatch, config: PolicyLossConfig = {}, options: EngineGpuCallOptions = {}): Promise<EnginePolicyLossGpuResult> {
+    if (!GPU_LOSS_MODES[lossMode]) {
+      getPolicyLoss(lossMode);
+      throw new ConfigError(`lossMode ${JSON.stringify(lossMode)} has no WebGPU kernel; use policyLoss`, 'lossMode');
+    }
+    const r = await this.runPolicy(lossMode, batch, config, true, undefined, options.gradBuffer);
+    return { loss: r.loss, gradBuffer: r.gradBuffer as GPUBuffer, metrics: r.metrics };
+  }
+
+  private async runPolicy(
+    lossMode: string,
+    batch: EnginePolicyLossBatch,
+    config: PolicyLossConfig,
+    toBuffer: boolean,
+    gradInto: Float32Array | undefined,
+    gradBuffer: GPUBuffer | undefined,
+  ): Promise<{ loss: number; grad: Float32Array | null; gradBuffer: GPUBuffer | null; metrics: Record<string, number> }> {
+    const spec = GPU_LOSS_MODES[lossMode] as ModeSpec;
+    if (batch == null || typeof batch !== 'object') throw new ShapeError('batch must be an object', 'batch');
+    this.gpu.checkAlive();
+    const cfg = resolvePolicyLossConfig(config);
+    const shape = this.shapeOf([batch.responseMask, batch.logProbs, batch.oldLogProbs, batch.advantages], batch.shape, 'responseMask');
+    const [B, T] = shape;
+    const n = B * T;
+    const need = (x: EngineMatrix | null | undefined, name: string): EngineMatrix => {
+      if (x == null) throw new ShapeError(`batch.${name} is required`, name);
+      return x;
+    };
+    const fields: (Field | null)[] = [];
+    const temps: GPUBuffer[] = [];
+    const owned: GPUBuffer[] = [];
+    try {
+      const olp = this.field(need(batch.oldLogProbs, 'oldLogProbs'), 'oldLogProbs', shape);
+      fields.push(olp);
+      const lp = this.field(need(batch.logProbs, 'logProbs'), 'logProbs', shape);
+      fields.push(lp);
+      const adv = this.field(need(batch.advantages, 'advantages'), 'advantages', shape);
+      fields.push(adv);
+      let mask = this.field(need(batch.responseMask, 'responseMask'), 'responseMask', shape);
+      fields.push(mask);
+      let w = batch.rolloutIsWeights == null || lossMode === 'bypass_mode' ? null : this.field(batch.rolloutIsWeights, 'rolloutIsWeights', shape);
+      fields.push(w);
+      let family = spec.family;
+
+      // Host selection steps.
+      let sel: Float32Array | null = null;
+      let wHost: Float32Array | null = null;
+      let zeroed = 0;
+      const selectionInputs = (): SelectionInputs => {
+        const h = (f: Field, name: string): Float32Array => {
+          if ('buffer' in f) throw new ConfigError(`${lossMode}: ${name} must be a host array (its selection step runs on the CPU)`, name);
+          return f.host;
+        };
+        return { oldLogProbs: h(olp, 'oldLogProbs'), logProbs: h(lp, 'logProbs'), advantages: h(adv, 'advantages'), mask: h(mask, 'responseMask'), n };
+      };
+      let aggMaskHost: Float32Array | null = null;
+      let extraMetrics: Record<string, number> | null = null;
+      if (lossMode === 'bypass_mode') {
+        // The rollout correction (IS weights, rejection mask, diagnostics) runs on the host in float64 with the
+        // CPU reference's own code; the kernel then runs vanilla (ppo_clip) or gpg (REINFORCE, ℓ = −A·lp·w).
+        const rc = cfg.rolloutCorrection;
+        checkRolloutCorrectionConfig(rc);
+        const reinforce = rc.lossType === 'reinforce';
+        family = reinforce ? 'gpg' : 'vanilla';
+        const si = selectionInputs();
+        let valid = 0;
+        for (let k = 0; k < n; k++) if ((si.mask[k] as number) !== 0) valid++;
+        if (valid > 0) {
+          const corr = rolloutCorrectionArrays(Float64Array.from(si.logProbs), Float64Array.from(si.oldLogProbs), Float64Array.from(si.mask), B, T, rc);
+          mask = { host: Float32Array.from(corr.mask), scratch: null };
+          if (reinforce && corr.weights) wHost = Float32Array.from(corr.weights);
+          extraMetrics = corr.metrics;
+        }
+        w = null;
+      } else if (spec.family === 'clip_cov') {
+        if (!(cfg.clipCovRatio > 0)) throw new ConfigError(`clipCovRatio must be > 0 for clip_cov (verl asserts it), got ${cfg.clipCovRatio}`, 'clipCovRatio');
+        const r = clipCovCorr(selectionInputs(), 1 - cfg.clipRatioLow, 1 + cfg.clipRatioHigh, cfg.clipCovRatio, cfg.clipCovLb, cfg.clipCovUb, cfg.clipCovSeed);
+        zeroed = r.zeroed;
+        wHost = r.corr;
+        if (w) {
+          if ('buffer' in w) throw new ConfigError('clip_cov: rolloutIsWeights must be a host array', 'rolloutIsWeights');
+          for (let k = 0; k < n; k++) wHost[k] = (wHost[k] as number) * (w.host[k] as number);
+        }
+      } else if (spec.family === 'kl_cov') {
+        if (!(cfg.klCovRatio > 0)) throw new ConfigError(`klCovRatio must be > 0 for kl_cov (verl asserts it), got ${cfg.klCovRatio}`, 'klCovRatio');
+        sel = klCovSelection(selectionInputs(), cfg.klCovRatio);
+      } else if (lossMode === 'eighty-twenty') {
+        const si = selectionInputs();
+        if (batch.entropy == null) throw new ShapeError('batch.entropy is required by eighty-twenty', 'entropy');
+        const ent = this.field(batch.entropy, 'entropy', shape);
+        fields.push(ent);
+        if ('buffer' in ent) throw new ConfigError('eighty-twenty: entropy must be a host array (its selection step runs on the CPU)', 'entropy');
+        sel = topEntropyMask(ent.host, si.mask, n, cfg.entropyTopRatio);
+        aggMaskHost = sel;
+      }
+
+      // Row lengths and aggregation coefficients (float64, on the host).
+      const lengths = 'host' in mask ? this.hostLengths(mask.host, B, T, 'responseMask') : await this.deviceLengths(mask.buffer, B, T);
+      let aggLengths = lengths;
+      if (aggMaskHost) {
+        aggLengths = new Float64Array(B);
+        for (let i = 0; i < B; i++) {
+          let s = 0;
+          for (let j = 0, k = i * T; j < T; j++, k++) if ((aggMaskHost[k] as number) !== 0 && ((mask as { host: Float32Array }).host[k] as number) !== 0) s++;
+          aggLengths[i] = s;
+        }
+      }
+      const aggMode = spec.fixedAgg ? spec.defaultAgg : (cfg.lossAggMode ?? spec.defaultAgg);
+      let coef: Float64Array | null = null;
+      let coef0 = 1;
+      let perRow = false;
+      if (aggMode !== 'row-mean') {
+        coef = aggregationCoefficients(aggLengths, T, aggMode, cfg.globalBatchInfo);
+        perRow = aggMode === 'seq-mean-token-sum' || aggMode === 'seq-mean-token-mean';
+        coef0 = perRow ? 1 : (coef[0] ?? 0);
+      }
+
+      // Upload.
+      const bOlp = this.bind(olp, temps);
+      const bLp = this.bind(lp, temps);
+      const bAdv = this.bind(adv, temps);
+      const bMask = this.bind(mask, temps);
+      const isGeo = family === 'geo_mean';
+      let bW: GPUBuffer | null = null;
+      if (wHost) {
+        bW = this.gpu.upload(wHost);
+        temps.push(bW);
+      } else if (w) bW = this.bind(w, temps);
+      let bSel: GPUBuffer | null = null;
+      if (sel) {
+        bSel = this.gpu.upload(sel);
+        temps.push(bSel);
+      }
+      let bCoef: GPUBuffer | null = null;
+      if (perRow && coef) {
+        bCoef = this.gpu.upload(Float32Array.from(coef));
+        temps.push(bCoef);
+      }
+      const needRows = family === 'gspo' || isGeo;
+      const bRows = needRows ? this.gpu.output(Math.max(B, 1) * 16, 'lumirag-rows') : null;
+      if (bRows) temps.push(bRows);
+
+      // Gradient target.
+      let bGrad: GPUBuffer;
+      if (toBuffer && gradBuffer) {
+        bGrad = gradBuffer;
+        if ((bGrad.usage & BufferUsage.STORAGE) === 0 || bGrad.size < roundUp(n * 4, 16)) {
+          throw new ShapeError(`gradBuffer: needs STORAGE usage and at least ${roundUp(n * 4, 16)} bytes`, 'gradBuffer');
+        }
+      } else if (toBuffer) {
+        bGrad = this.gpu.device.createBuffer({ size: roundUp(Math.max(n, 4) * 4, 16), usage: BufferUsage.STORAGE | BufferUsage.COPY_SRC | BufferUsage.COPY_DST, label: 'lumirag-grad' });
+        owned.push(bGrad);
+      } else {
+        bGrad = this.gpu.output(n * 4, 'lumirag-grad');
+        temps.push(bGrad);
+      }
+      const slots = WebGpuEngine.slots(n, this.gpu.maxBindingFloats);
+      const bPart = this.gpu.output(slots * 32, 'lumirag-partials');
+      temps.push(bPart);
+
+      const params: KernelParams = {
+        T,
+        B,
+        lo: 1 - cfg.clipRatioLow,
+        hi: 1 + cfg.clipRatioHigh,
+        c: cfg.clipRatioC,
+        coef0,
+        tauPos: cfg.tauPos,
+        tauNeg: cfg.tauNeg,
+        klCoef: cfg.ppoKlCoef,
+        epsLow: cfg.clipRatioLow,
+        epsHigh: cfg.clipRatioHigh,
+      };
+      const tokenConsts: PipelineConstants = {
+        HAS_W: bW !== null && !isGeo,
+        HAS_SEL: bSel !== null,
+        SEL_AGG: lossMode === 'eighty-twenty',
+        PER_ROW: perRow,
+        NEED_ROW: needRows,
+      };
+      const [tokPipe, rowPipe] = await Promise.all([
+        this.tokenPipeline(family, tokenConsts),
+        needRows ? this.rowPipeline(isGeo ? 2 : 1, isGeo && bW !== null) : Promise.resolve(null),
+      ]);
+      this.gpu.checkAlive();
+      const enc = this.gpu.device.createCommandEncoder();
+      if (rowPipe && bRows) this.encodeRowPass(enc, rowPipe, { olp: bOlp, lp: bLp, adv: bAdv, mask: bMask, w: bW }, bRows, B, T, params, temps);
+      this.encodeTokenPass(enc, tokPipe, { olp: bOlp, lp: bLp, adv: bAdv, mask: bMask, w: isGeo ? null : bW, sel: bSel, coef: bCoef, rows: bRows, grad: bGrad }, bPart, n, params, temps);
+      const regions: { buffer: GPUBuffer; bytes: number; into?: Float32Array }[] = [{ buffer: bPart, bytes: slots * 32 }];
+      if (isGeo && bRows) regions.push({ buffer: bRows, bytes: B * 16 });
+      let gradArr: Float32Array | null = null;
+      if (!toBuffer) {
+        if (gradInto && gradInto.length < n) throw new ShapeError(`gradInto: length ${gradInto.length} < ${n}`, 'gradInto');
+        gradArr = gradInto ? gradInto.subarray(0, n) : new Float32Array(n);
+        regions.push({ buffer: bGrad, bytes: n * 4, into: gradArr });
+      }
+      const out = await this.gpu.readback(enc, regions, n);
+      const S = WebGpuEngine.sumPartials(out[0] as Float32Array, slots);
+      if (S.nonFinite > 0) this.reportNonFinite(olp, lp, adv, mask, w, n, T);
+      let loss = S.loss;
+      if (isGeo) {
+        const rows = out[1] as Float32Array;
+        loss = 0;
+        for (let i = 0; i < B; i++) loss += rows[4 * i + 1] as number;
+      }
+      const metrics = this.metrics(lossMode, family, S, zeroed);
+      if (extraMetrics) Object.assign(metrics, extraMetrics);
+      owned.length = 0;
+      return { loss, grad: gradArr ? (gradInto ?? gradArr) : null, gradBuffer: toBuffer ? bGrad : null, metrics };
+    } catch (err) {
+      for (const b of owned) b.destroy();
+      throw this.wrap(err);
+    } finally {
+      for (const t of temps) this.gpu.pool.release(t);
+      this.release(fields);
+    }
+  }
+
+  private metrics(lossMode: string, family: Family, S: PartialSums, zeroed: number): Record<string, number> {
+    const mean = (x: number): number => x / (S.valid + MASKED_MEAN_EPS);
+    switch (family) {
+      case 'gpg':
+        return lossMode === 'bypass_mode' ? { [METRIC.ppoKl]: mean(S.m1) } : {};
+      case 'kl_cov':
+        return { [METRIC.ppoKl]: mean(S.m1) };
+      case 'clip_cov':
+        return { [METRIC.pgClipfrac]: mean(zeroed), [METRIC.ppoKl]: mean(S.m1) };
+      case 'sapo':
+        return { [METRIC.pgClipfrac]: 0, [METRIC.ppoKl]: mean(S.m1), [METRIC.pgClipfracLower]: 0 };
+      case 'gspo':
+      case 'cispo':
+        return { [METRIC.pgClipfrac]: mean(S.m0), [METRIC.ppoKl]: mean(S.m1), [METRIC.pgClipfracLower]: 0 };
+      default:
+        return { [METRIC.pgClipfrac]: mean(S.m0), [METRIC.ppoKl]: mean(S.m1), [METRIC.pgClipfracLower]: mean(S.m2) };
+    }
+  }
+
+  /** A non-finite input was counted on the GPU: name it precisely when the inputs are on the host. */
+  private reportNonFinite(olp: Field, lp: Field, adv: Field, mask: Field, w: Field | null, n: number, T: number): never {
+    if ('host' in mask) {
+      const named: [Field | null, string][] = [[olp, 'oldLogProbs'], [lp, 'logProbs'], [adv, 'advantages'], [w, 'rolloutIsWeights']];
+      for (const [f, name] of named) {
+        if (!f || !('host' in f)) continue;
+        for (let k = 0; k < n; k++) {
+          if ((mask.host[k] as number) !== 0 && !Number.isFinite(f.host[k] as number)) {
+            throw new ValueError(`${name}: non-finite value ${f.host[k]} at valid position [${Math.floor(k / T)}, ${k % T}]`, name);
+          }
+        }
+      }
+    }
+    throw new ValueError('oldLogProbs / logProbs / advantages / rolloutIsWeights: a non-finite value (or a float32 overflow) at a valid position', 'logProbs');
+  }
+
+  private wrap(err: unknown): unknown {
+    if (this.gpu.lost && !(err instanceof GpuDeviceLostError)) {
+      try {
+        this.gpu.checkAlive();
+      } catch (lost) {
+        return lost;
+      }
+    }
+    return err;
+  }
+
+  async aggLoss(lossMat: EngineMatrix, mask: EngineMatrix, lossAggMode: LossAggMode, gbi: GlobalBatchInfo = {}, shape?: Shape2D, options: EngineCallOptions = {}): Promise<EngineAggLossResult> {
+    const r = await this.runAgg(lossMat, mask, lossAggMode, gbi, shape, false, options.gradInto, undefined);
+    return { loss: r.loss, grad: r.grad as Float32Array };
+  }
+
+  async aggLossGpu(lossMat: EngineMatrix, mask: EngineMatrix, lossAggMode: LossAggMode, gbi: GlobalBatchInfo = {}, shape?: Shape2D, options: EngineGpuCallOptions = {}): Promise<EngineAggLossGpuResult> {
+    const r = await this.runAgg(lossMat, mask, lossAggMode, gbi, shape, true, undefined, options.gradBuffer);
+    return { loss: r.loss, gradBuffer: r.gradBuffer as GPUBuffer };
+  }
+
+  private async runAgg(
+    lossMat: EngineMatrix,
+    mask: EngineMatrix,
+    lossAggMode: LossAggMode,
+    gbi: GlobalBatchInfo,
+    shape: Shape2D | undefined,
+    toBuffer: boolean,
+    gradInto: Float32Array | undefined,
+    gradBuffer: GPUBuffer | undefined,
+  ): Promise<{ loss: number; grad: Float32Array | null; gradBuffer: GPUBuffer | null }> {
+    const mode = checkLossAggMode(lossAggMode);
+    const cfg = resolvePolicyLossConfig({ globalBatchInfo: gbi });
+    this.gpu.checkAlive();
+    const s = this.shapeOf([mask, lossMat], shape, 'mask');
+    const [B, T] = s;
+    const n = B * T;
+    const fields: Field[] = [];
+    const temps: GPUBuffer[] = [];
+    const owned: GPUBuffer[] = [];
+    try {
+      const l = this.field(lossMat, 'lossMat', s);
+      fields.push(l);
+      const m = this.field(mask, 'mask', s);
+      fields.push(m);
+      const lengths = 'host' in m ? this.hostLengths(m.host, B, T, 'mask') : await this.deviceLengths(m.buffer, B, T);
+      const coef = aggregationCoefficients(lengths, T, mode, cfg.globalBatchInfo);
+      const perRow = mode === 'seq-mean-token-sum' || mode === 'seq-mean-token-mean';
+      const bL = this.bind(l, temps);
+      const bM = this.bind(m, temps);
+      let bCoef: GPUBuffer | null = null;
+      if (perRow) {
+        bCoef = this.gpu.upload(Float32Array.from(coef));
+        temps.push(bCoef);
+      }
+      let bGrad: GPUBuffer;
+      if (toBuffer && gradBuffer) {
+        bGrad = gradBuffer;
+        if ((bGrad.usage & BufferUsage.STORAGE) === 0 || bGrad.size < roundUp(n * 4, 16)) {
+          throw new ShapeError(`gradBuffer: needs STORAGE usage and at least ${roundUp(n * 4, 16)} bytes`, 'gradBuffer');
+        }
+      }
+      else if (toBuffer) {
+        bGrad = this.gpu.device.createBuffer({ size: roundUp(Math.max(n, 4) * 4, 16), usage: BufferUsage.STORAGE | BufferUsage.COPY_SRC | BufferUsage.COPY_DST, label: 'lumirag-grad' });
+        owned.push(bGrad);
+      } else {
+        bGrad = this.gpu.output(n * 4, 'lumirag-grad');
+        temps.push(bGrad);
+      }
+      const slots = WebGpuEngine.slots(n, this.gpu.maxBindingFloats);
+      const bPart = this.gpu.output(slots * 32, 'lumirag-partials');
+      temps.push(bPart);
+      const pipe = await this.tokenPipeline('agg', { HAS_W: false, HAS_SEL: false, SEL_AGG: false, PER_ROW: perRow, NEED_ROW: false });
+      const enc = this.gpu.device.createCommandEncoder();
+      this.encodeTokenPass(enc, pipe, { olp: bL, lp: bL, adv: bL, mask: bM, w: null, sel: null, coef: bCoef, rows: null, grad: bGrad }, bPart, n, { T, B, coef0: perRow ? 1 : (coef[0] ?? 0) }, temps);
+      const regions: { buffer: GPUBuffer; bytes: number; into?: Float32Array }[] = [{ buffer: bPart, bytes: slots * 32 }];
+      let gradArr: Float32Array | null = null;
+      if (!toBuffer) {
+        if (gradInto && gradInto.length < n) throw new ShapeError(`gradInto: length ${gradInto.length} < ${n}`, 'gradInto');
+        gradArr = gradInto ? gradInto.subarray(0, n) : new Float32Array(n);
+        regions.push({ buffer: bGrad, bytes: n * 4, into: gradArr });
+      }
+      const out = await this.gpu.readback(enc, regions, n);
+      const S = WebGpuEngine.sumPartials(out[0] as Float32Array, slots);
+      if (S.nonFinite > 0) {
+        if ('host' in l && 'host' in m) toMatrixCheck(l.host, m.host, T);
+        throw new ValueError('lossMat: a non-finite value at a valid position', 'lossMat');
+      }
+      owned.length = 0;
+      return { loss: S.loss, grad: gradArr ? (gradInto ?? gradArr) : null, gradBuffer: toBuffer ? bGrad : null };
+    } catch (err) {
+      for (const b of owned) b.destroy();
+      throw this.wrap(err);
+    } finally {
+      for (const t of temps) this.gpu.pool.release(t);
+      this.release(fields);
+    }
+  }
+}
+
+function toMatrixCheck(l: Float32Array, m: Float32Array, T: number): void {
+  for (let k = 0; k < l.length; k++) {
+    if ((m[k] as number) !== 0 && !Number.isFinite(l[k] as number)) {
+      throw new ValueError(`lossMat: non-finite value ${l[k]} at valid position [${Math.floor(k / T)}, ${k % T}]`, 'lossMat');
+    }
+  }
+}
+
+/**
+ * Create an engine. `'webgpu'` throws {@link GpuUnavailableError} (code `E_GPU_UNAVAILABLE`) without an
+ * adapter; `'auto'` (the default) falls back to the CPU and says why in `engine.reason`. In Node the adapter
+ * comes from Dawn (the `webgpu` package), in browsers from `navigator.gpu`. Create one engine and reuse it
+ * (start-up costs ~150 ms plus ~10 ms per kernel compiled on first use); call `destroy()` when done.
+ */
+export async function createEngine(options: EngineOptions = {}): Promise<Engine> {
+  const backend = options.backend ?? 'auto';
+  if (backend !== 'webgpu' && backend !== 'cpu' && backend !== 'auto') {
+    throw new ConfigError(`backend must be 'webgpu', 'cpu' or 'auto', got ${JSON.stringify(backend)}`, 'backend');
+  }
+  if (backend === 'cpu') return new CpuEngine('backend: cpu requested');
+  try {
+    const acquired = await acquireDevice(options);
+    const ctx = new GpuContext(acquired, options.maxBindingBytes);
+    return new WebGpuEngine(ctx, `${backend}: WebGPU adapter ${acquired.description}${acquired.subgroups ? ' (subgroups)' : ' (no subgroups: barrier-tree reductions)'}`);
+  } catch (err) {
+    if (backend === 'auto' && err instanceof GpuUnavailableError) return new CpuEngine(`auto: ${err.message}`);
+    if (err instanceof GpuUnavailableError) throw err;
+    if (backend === 'auto') return new CpuEngine(`auto: WebGPU device request failed (${(err as Error).message})`);
+    throw new GpuError(`WebGPU device request failed: ${(err as Error).message}`);
+  }
+}
+

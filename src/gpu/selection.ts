@@ -1,0 +1,133 @@
+/**
+ * The host-side selection steps of clip_cov, kl_cov and eighty-twenty, run in float64 on the (float32) inputs
+ * before the GPU token pass. They are data-dependent top-k / candidate choices over the whole batch: the
+ * engine uploads their outcome (clip_cov: a 0/1 `corr` folded into the weights; kl_cov: a 0/1 KL selection;
+ * eighty-twenty: a 0/1 aggregation mask). Batches on the GPU must be read back for these modes.
+ *
+ * @module
+ */
+
+import { clipCovSelect } from '../losses/clipCov.js';
+import { eightyTwentyCount } from '../losses/eightyTwenty.js';
+
+/** Indices of the `k` largest `values[idx[j]]` (ties: lower index first). */
+export function topKIndices(values: ArrayLike<number>, idx: Uint32Array, k: number): Uint32Array {
+  const n = idx.length;
+  if (k <= 0 || n === 0) return new Uint32Array(0);
+  if (k >= n) return idx.slice();
+  const v = new Float64Array(n);
+  for (let j = 0; j < n; j++) v[j] = values[idx[j] as number] as number;
+  const sorted = v.slice().sort();
+  const thr = sorted[n - k] as number;
+  let above = 0;
+  for (let j = 0; j < n; j++) if ((v[j] as number) > thr) above++;
+  let ties = k - above;
+  const out = new Uint32Array(k);
+  let o = 0;
+  for (let j = 0; j < n; j++) {
+    const x = v[j] as number;
+    if (x > thr || (x === thr && ties-- > 0)) out[o++] = idx[j] as number;
+  }
+  return out;
+}
+
+function validIndices(mask: ArrayLike<number>, n: number): Uint32Array {
+  let c = 0;
+  for (let k = 0; k < n; k++) if (mask[k] !== 0) c++;
+  const idx = new Uint32Array(c);
+  let o = 0;
+  for (let k = 0; k < n; k++) if (mask[k] !== 0) idx[o++] = k;
+  return idx;
+}
+
+/** Inputs of the selections: flat `[B·T]` arrays. */
+export interface SelectionInputs {
+  oldLogProbs: ArrayLike<number>;
+  logProbs: ArrayLike<number>;
+  advantages: ArrayLike<number>;
+  mask: ArrayLike<number>;
+  n: number;
+}
+
+/**
+ * clip_cov's `corr` (verl CA:1450-1552): 0 for up to n_clip = max(⌊ratio·Σm⌋, 1) unclipped valid tokens whose
+ * covariance (A − mean A)(lp − mean lp) (masked means with verl's 1e-8) lies strictly within (lb, ub), else 1.
+ * With more candidates than n_clip the subset is the CPU reference's seeded draw ({@link clipCovSelect} with
+ * `seed`), so both backends zero the same tokens. Returns corr and the number zeroed.
+ */
+export function clipCovCorr(
+  x: SelectionInputs,
+  lo: number,
+  hi: number,
+  ratio: number,
+  lb: number,
+  ub: number,
+  seed: number,
+): { corr: Float32Array; zeroed: number } {
+  const { oldLogProbs: olp, logProbs: lp, advantages: adv, mask, n } = x;
+  let sm = 0;
+  let sa = 0;
+  let sl = 0;
+  for (let k = 0; k < n; k++) {
+    if (mask[k] === 0) continue;
+    sm += 1;
+    sa += adv[k] as number;
+    sl += lp[k] as number;
+  }
+  const meanA = sa / (sm + 1e-8);
+  const meanL = sl / (sm + 1e-8);
+  const cand: number[] = [];
+  for (let k = 0; k < n; k++) {
+    if (mask[k] === 0) continue;
+    const a = adv[k] as number;
+    const r = Math.exp((lp[k] as number) - (olp[k] as number));
+    const l1 = -a * r;
+    const l2 = -a * (r < lo ? lo : r > hi ? hi : r);
+    if (l2 > l1) continue;
+    const c = (a - meanA) * ((lp[k] as number) - meanL);
+    if (c > lb && c < ub) cand.push(k);
+  }
+  const nClip = Math.max(Math.floor(ratio * sm), 1);
+  const chosen = clipCovSelect(cand, nClip, seed);
+  const corr = new Float32Array(n).fill(1);
+  for (const k of chosen) corr[k] = 0;
+  return { corr, zeroed: chosen.length };
+}
+
+/**
+ * kl_cov's selection (verl CA:1555-1632): the k = max(1, ⌊N·ratio⌋) valid tokens with the largest
+ * (A − mean A)(lp − mean lp) (plain means over the N valid tokens). Returns a 0/1 array; all 0 when N = 0.
+ */
+export function klCovSelection(x: SelectionInputs, ratio: number): Float32Array {
+  const { logProbs: lp, advantages: adv, mask, n } = x;
+  const idx = validIndices(mask, n);
+  const sel = new Float32Array(n);
+  const N = idx.length;
+  if (N === 0) return sel;
+  let sa = 0;
+  let sl = 0;
+  for (const k of idx) {
+    sa += adv[k] as number;
+    sl += lp[k] as number;
+  }
+  const meanA = sa / N;
+  const meanL = sl / N;
+  const cov = new Float64Array(n);
+  for (const k of idx) cov[k] = ((adv[k] as number) - meanA) * ((lp[k] as number) - meanL);
+  const k = Math.max(1, Math.floor(N * ratio));
+  for (const j of topKIndices(cov, idx, k)) sel[j] = 1;
+  return sel;
+}
+
+/**
+ * eighty-twenty's aggregation mask (SPEC §11): the k = {@link eightyTwentyCount}(N, ρ) valid tokens of highest
+ * entropy, lowest index first on ties (as the CPU reference); all 0 when N = 0.
+ */
+export function topEntropyMask(entropy: ArrayLike<number>, mask: ArrayLike<number>, n: number, rho: number): Float32Array {
+  const idx = validIndices(mask, n);
+  const sel = new Float32Array(n);
+  if (idx.length === 0) return sel;
+  const k = eightyTwentyCount(idx.length, rho);
+  for (const j of topKIndices(entropy, idx, k)) sel[j] = 1;
+  return sel;
+}
