@@ -344,8 +344,8 @@ export function defineReward(fn: RewardFn | RewardHook, options?: DefineRewardOp
       }),
     scoreBatch: (inputs, opts) =>
       Promise.all(
-        inputs.map((input, i) =>
-          runOne(input, opts, `item ${i}`).then(
+        inputs.map((input) =>
+          runOne(input, opts, 'a sample').then(
             (r): RewardItemResult => ({ status: 'ok', ...r }),
             failureFromError,
           ),
@@ -388,7 +388,7 @@ export function defineBatchReward(fn: BatchRewardFn, options?: DefineRewardOptio
     return values.map((v, i): RewardItemResult => {
       if (v instanceof Error) return failureFromError(v);
       try {
-        return { status: 'ok', ...normalizeRewardValue(v, `batch reward "${name}" on item ${i}`) };
+        return { status: 'ok', ...normalizeRewardValue(v, `batch reward "${name}" on item ${i} of its call`) };
       } catch (e) {
         return { status: 'invalid', code: 'E_REWARD_INVALID', message: (e as Error).message };
       }

@@ -45,7 +45,7 @@ export interface ServeRewardsOptions {
 
 /** Counters since start. */
 export interface RewardServerStats {
-  /** Scoring requests answered 200. */
+  /** Scoring requests answered 200 (replies actually written; a reply to a vanished client is not counted). */
   requests: number;
   /** Items scored `ok`. */
   itemsOk: number;
@@ -133,8 +133,8 @@ export async function serveRewards(options: ServeRewardsOptions): Promise<Reward
   let draining = false;
   let onIdle: (() => void) | null = null;
 
-  const send = (res: ServerResponse, status: number, body: unknown, extraHeaders: Record<string, string> = {}) => {
-    if (res.headersSent || res.destroyed) return;
+  const send = (res: ServerResponse, status: number, body: unknown, extraHeaders: Record<string, string> = {}): boolean => {
+    if (res.headersSent || res.destroyed) return false;
     const data = Buffer.from(JSON.stringify(body), 'utf8');
     const headers: Record<string, string | number> = {
       'content-type': 'application/json; charset=utf-8',
@@ -144,6 +144,7 @@ export async function serveRewards(options: ServeRewardsOptions): Promise<Reward
     if (draining) headers.connection = 'close';
     res.writeHead(status, headers);
     res.end(data);
+    return true;
   };
 
   /** Answer a request error once the request body has been read (or cut the connection past the discard cap). */
@@ -207,7 +208,8 @@ export async function serveRewards(options: ServeRewardsOptions): Promise<Reward
         return refuse(req, res, 405, 'method_not_allowed', `${path} accepts GET, got ${req.method}`, undefined, { allow: 'GET, HEAD' });
       }
       const h: WireHealth = { status: draining ? 'draining' : 'ok', protocol: BRIDGE_PROTOCOL_VERSION, reward: hook.name, inFlight: stats.inFlight - 1 };
-      return send(res, draining ? 503 : 200, h);
+      send(res, draining ? 503 : 200, h);
+      return;
     }
     const isScore = path === BRIDGE_PATHS.score;
     const isBatch = path === BRIDGE_PATHS.scoreBatch;
@@ -263,14 +265,14 @@ export async function serveRewards(options: ServeRewardsOptions): Promise<Reward
     res.once('close', onClose);
     const results = await hook.scoreBatch(inputs, { timeoutMs, limiter, signal: gone.signal });
     res.off('close', onClose);
+    const wire = results.map(toWireItem);
+    const reply: WireScoreReply | WireBatchReply = isScore ? { id, result: wire[0] } : { id, results: wire };
+    if (!send(res, 200, reply)) return; // the client went away: nothing was delivered, nothing is counted
+    stats.requests++;
     for (const r of results) {
       if (r.status === 'ok') stats.itemsOk++;
       else stats.itemsFailed++;
     }
-    stats.requests++;
-    const wire = results.map(toWireItem);
-    const reply: WireScoreReply | WireBatchReply = isScore ? { id, result: wire[0] } : { id, results: wire };
-    send(res, 200, reply);
   };
 
   const server = createServer((req, res) => {
