@@ -2,7 +2,20 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parquetWriteFile } from 'hyparquet-writer';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+
+// Record every hyparquet read so the test can check that parquet is streamed one row group at a time.
+const reads = vi.hoisted(() => [] as [number, number][]);
+vi.mock('hyparquet', async (importOriginal) => {
+  const mod = await importOriginal<typeof import('hyparquet')>();
+  return {
+    ...mod,
+    parquetReadObjects: (opts: Parameters<typeof mod.parquetReadObjects>[0]) => {
+      reads.push([opts.rowStart ?? 0, opts.rowEnd ?? -1]);
+      return mod.parquetReadObjects(opts);
+    },
+  };
+});
 import {
   type ChatMessage,
   filterOverlongPrompts,
@@ -185,8 +198,10 @@ describe('prompt sources', () => {
   it('parquet in verl layout, streamed by row groups', async () => {
     const p = join(dir, 'train.parquet');
     writeVerlParquet(p, ['hello', 'a b', 'a b c d e f', 'what is 2 + 2 ?', 'c'], 2);
+    reads.length = 0;
     const raw = await collect(readParquetRows(p));
     expect(raw.length).toBe(5);
+    expect(reads).toEqual([[0, 2], [2, 4], [4, 5]]); // one read per row group, never the whole file
     expect(raw[2]).toEqual({
       data_source: 'math_dapo',
       prompt: [{ content: 'a b c d e f', role: 'user' }],
@@ -194,13 +209,15 @@ describe('prompt sources', () => {
       reward_model: { ground_truth: '4', style: 'rule' },
       extra_info: { index: 2, split: 'train' },
     });
-    // Stop early: the generator stops after the first row group without error.
+    // Stop early: only the first row group was read.
+    reads.length = 0;
     const first: unknown[] = [];
     for await (const r of readParquetRows(p)) {
       first.push(r);
       if (first.length === 1) break;
     }
     expect(first.length).toBe(1);
+    expect(reads).toEqual([[0, 2]]);
     const tagged = await collect(readPromptFile({ path: p, label: 'mine', maxPromptLength: 10 }));
     expect(tagged.map((t) => [t.index, t.label, t.maxPromptLength, t.row.reward_model?.ground_truth])).toEqual([
       [0, 'mine', 10, '0'],
@@ -258,5 +275,36 @@ describe('prompt sources', () => {
     expect(stream.stats).toEqual({ seen: 6, kept: 4, droppedTooLong: 2, droppedError: 0 });
     expect(() => seedPromptSource({ ...data, train4kFile: undefined, train16kFile: '' })).toThrow(/TRAIN_4K_FILE/);
     expect((await collect(multiFileSource([f4], { epochs: 2 }))).length).toBe(6);
+  });
+});
+
+describe('the whole data side: seed files → prompt filter → fillBatch', () => {
+  it('drops overlong prompts, fills the batch from the rest, rows remember their file', async () => {
+    const { fillBatch } = await import('../src/sampling/fillBatch.js');
+    const f4 = join(dir, 'p4k.jsonl');
+    const f16 = join(dir, 'p16k.jsonl');
+    const row = (t: string, gt: string) => JSON.stringify({ data_source: 'toy', prompt: msg(t), reward_model: { ground_truth: gt } });
+    writeFileSync(f4, [row('a', '1'), row('a b c d e f', '2'), row('b', '3'), row('c', '4')].join('\n'));
+    writeFileSync(f16, [row('d', '5'), row('e', '6'), row('f', '7')].join('\n'));
+    const tokenizer = await loadChatTokenizer(dir);
+    const data = { train4kFile: f4, train16kFile: f16, limits4k: { maxPromptLength: 8, maxResponseLength: 4 }, limits16k: { maxPromptLength: 16, maxResponseLength: 8 } };
+    const stream = filterPromptStream<SourcedPrompt>(seedPromptSource(data, { order: 'round-robin' }), { tokenizer, maxPromptLength: (p) => p.maxPromptLength! });
+    const res = await fillBatch<SourcedPrompt, string>({
+      source: stream,
+      trainBatchSize: 3,
+      n: 2,
+      genBatchSize: 2,
+      maxNumGenBatches: 4,
+      // Each response is "answer:<digits>", its length the digits' count; the odd ground truths are hard (both wrong).
+      generate: (ps) => ps.map((p) => [`${p.row.reward_model!.ground_truth}`, 'x']),
+      score: ({ prompt, response }) => (Number(prompt.row.reward_model!.ground_truth) % 2 === 1 && prompt.label === '4k' ? 0 : response === 'x' ? 0 : 1),
+      overlong: { config: { maxResponseLength: 4, overlongBufferLen: 2, overlongPenaltyFactor: 1, enable: true }, responseLength: (r) => r.length },
+    });
+    expect(stream.dropped.map((d) => [d.item.label, d.item.index, d.reason])).toEqual([['4k', 1, 'too-long']]);
+    expect(res.rows.length).toBe(6);
+    // Round-robin order 4k:0, 16k:0, (4k:1 dropped), 16k:1, 4k:2, 16k:2, 4k:3; 4k:0 and 4k:2 are all-zero groups.
+    expect([...new Set(res.rows.map((r) => `${r.prompt.label}:${r.prompt.index}`))]).toEqual(['16k:0', '16k:1', '16k:2']);
+    expect(res.metrics['train/num_groups_dropped']).toBe(2);
+    expect(res.rows.every((r) => r.response_length !== undefined && r.overlong === false)).toBe(true);
   });
 });
