@@ -1,0 +1,261 @@
+/**
+ * The WebGPU engine beyond the fixtures: pipeline caching across shapes, chunked dispatches over binding
+ * windows, GPU-resident inputs and gradients, the barrier-tree fallback, typed errors, and the embedded shaders.
+ */
+import { execFileSync } from 'node:child_process';
+import { afterAll, describe, expect, it } from 'vitest';
+import {
+  acquireDevice,
+  BufferUsage,
+  createEngine,
+  type Engine,
+  type EnginePolicyLossBatch,
+  GpuDeviceLostError,
+  GpuShaderError,
+  GpuUnavailableError,
+  MapMode,
+  policyLoss,
+  type PolicyLossConfig,
+  ShapeError,
+  ValueError,
+} from '../src/index.js';
+import { expectArrayClose, expectClose, GPU_TOL } from './helpers/fixtures.js';
+import { getTestEngine, syntheticBatch } from './helpers/gpu.js';
+
+const { engine, reason } = await getTestEngine();
+const reasonText = engine ? 'webgpu' : `skipped: ${reason}`;
+afterAll(() => engine?.destroy());
+
+const MODES: [string, PolicyLossConfig][] = [
+  ['vanilla', { clipRatioLow: 0.2, clipRatioHigh: 0.28, lossAggMode: 'token-mean' }],
+  ['vanilla', { lossAggMode: 'seq-mean-token-mean', globalBatchInfo: { dpSize: 2, globalBatchSize: 40 } }],
+  ['vanilla', { lossAggMode: 'seq-mean-token-sum-norm' }],
+  ['gspo', { clipRatioLow: 3e-4, clipRatioHigh: 4e-4 }],
+  ['sapo', {}],
+  ['cispo', { clipRatioLow: 10, clipRatioHigh: 0.2, lossAggMode: 'seq-mean-token-sum' }],
+  ['gpg', {}],
+  ['clip_cov', { clipCovRatio: 0.01, clipCovLb: 0, clipCovUb: 5 }],
+  ['kl_cov', { klCovRatio: 0.01 }],
+  ['geo_mean', { clipRatioLow: 0.4, clipRatioHigh: 0.4 }],
+  ['eighty-twenty', { entropyTopRatio: 0.2 }],
+  ['bypass_mode', { rolloutCorrection: { rolloutIs: 'token', lossType: 'reinforce' } }],
+];
+
+function hostBatch(B: number, T: number, seed: number, withW: boolean): EnginePolicyLossBatch {
+  const s = syntheticBatch(B, T, seed);
+  return { oldLogProbs: s.olp, logProbs: s.lp, advantages: s.adv, responseMask: s.mask, rolloutIsWeights: withW ? s.w : null, entropy: s.ent, shape: [B, T] };
+}
+
+function cpuBatch(b: EnginePolicyLossBatch) {
+  return b as Parameters<typeof policyLoss>[1];
+}
+
+function sameResult(got: { loss: number; grad: ArrayLike<number>; metrics: Record<string, number> }, exp: { loss: number; grad: ArrayLike<number>; metrics: Record<string, number> }, what: string): void {
+  let s = 0;
+  for (let k = 0; k < exp.grad.length; k++) s += Math.abs(exp.grad[k] as number) / exp.grad.length;
+  expectClose(got.loss, exp.loss, GPU_TOL, Math.max(s * exp.grad.length, 1e-3), `${what} loss`);
+  expect(Object.keys(got.metrics).sort()).toEqual(Object.keys(exp.metrics).sort());
+  for (const [k, v] of Object.entries(exp.metrics)) expectClose(got.metrics[k]!, v, GPU_TOL, 1, `${what} ${k}`);
+  expectArrayClose(got.grad, exp.grad, GPU_TOL, `${what} grad`);
+}
+
+describe.skipIf(!engine)(`WebGPU engine (${reasonText})`, () => {
+  const e = engine as Engine;
+
+  it('reports its backend and why', () => {
+    expect(e.backend).toBe('webgpu');
+    expect(e.reason).toMatch(/WebGPU adapter/);
+    expect(e.gpu).not.toBeNull();
+  });
+
+  it('agrees with the CPU reference on synthetic batches, every mode, with IS weights', async () => {
+    const b = hostBatch(13, 77, 3, true);
+    for (const [mode, cfg] of MODES) {
+      const g = await e.policyLoss(mode, b, cfg);
+      const c = policyLoss(mode, cpuBatch(b), cfg);
+      sameResult(g, c, mode);
+    }
+  });
+
+  it('compiles each pipeline once: new shapes and constants add none', async () => {
+    const cfg: PolicyLossConfig = { lossAggMode: 'seq-mean-token-mean' };
+    await e.policyLoss('vanilla', hostBatch(2, 3, 1, false), cfg);
+    await e.policyLoss('gspo', hostBatch(2, 3, 1, false), {});
+    const before = e.gpu!.pipelines.size;
+    for (const [B, T] of [[1, 1], [5, 129], [64, 1000], [3, 4097]] as const) {
+      await e.policyLoss('vanilla', hostBatch(B, T, B + T, false), { ...cfg, clipRatioHigh: 0.1 * (B % 3) + 0.1, clipRatioC: 2 + B });
+      await e.policyLoss('gspo', hostBatch(B, T, B * T, false), { clipRatioLow: 1e-3 * B });
+    }
+    expect(e.gpu!.pipelines.size).toBe(before);
+  });
+
+  it('reuses pooled buffers across calls', async () => {
+    const b = hostBatch(32, 500, 9, false);
+    await e.policyLoss('vanilla', b);
+    const bytes = e.gpu!.pool.bytes;
+    for (let i = 0; i < 3; i++) await e.policyLoss('vanilla', b);
+    expect(e.gpu!.pool.bytes).toBe(bytes);
+  });
+
+  it('writes into gradInto when given', async () => {
+    const b = hostBatch(4, 9, 2, false);
+    const into = new Float32Array(36).fill(7);
+    const r = await e.policyLoss('vanilla', b, {}, { gradInto: into });
+    expect(r.grad).toBe(into);
+    const c = policyLoss('vanilla', cpuBatch(b));
+    expectArrayClose(into, c.grad, GPU_TOL, 'grad');
+  });
+
+  it('GPU-resident: GPUBuffer inputs (mask too) and the gradient as a GPUBuffer', async () => {
+    const [B, T] = [9, 203];
+    const s = syntheticBatch(B, T, 21);
+    const dev = e.gpu!.device;
+    const put = (a: Float32Array): GPUBuffer => {
+      const buf = dev.createBuffer({ size: Math.ceil((a.byteLength) / 16) * 16, usage: BufferUsage.STORAGE | BufferUsage.COPY_DST });
+      dev.queue.writeBuffer(buf, 0, a);
+      return buf;
+    };
+    const bufs = [put(s.olp), put(s.lp), put(s.adv), put(s.mask)] as const;
+    const batch: EnginePolicyLossBatch = { oldLogProbs: bufs[0], logProbs: bufs[1], advantages: bufs[2], responseMask: bufs[3], shape: [B, T] };
+    for (const [mode, cfg] of [['vanilla', { lossAggMode: 'seq-mean-token-mean' }], ['gspo', {}], ['geo_mean', {}]] as [string, PolicyLossConfig][]) {
+      const r = await e.policyLossGpu(mode, batch, cfg);
+      expect(r.gradBuffer.size).toBeGreaterThanOrEqual(B * T * 4);
+      const staging = dev.createBuffer({ size: Math.ceil((B * T * 4) / 16) * 16, usage: BufferUsage.MAP_READ | BufferUsage.COPY_DST });
+      const enc = dev.createCommandEncoder();
+      enc.copyBufferToBuffer(r.gradBuffer, 0, staging, 0, staging.size);
+      dev.queue.submit([enc.finish()]);
+      await staging.mapAsync(MapMode.READ);
+      const grad = new Float32Array(staging.getMappedRange().slice(0, B * T * 4));
+      staging.unmap();
+      staging.destroy();
+      r.gradBuffer.destroy();
+      const c = policyLoss(mode, { oldLogProbs: s.olp, logProbs: s.lp, advantages: s.adv, responseMask: s.mask, shape: [B, T] }, cfg);
+      sameResult({ ...r, grad }, c, `resident ${mode}`);
+    }
+    // the caller's own gradient buffer
+    const mine = dev.createBuffer({ size: Math.ceil((B * T * 4) / 16) * 16, usage: BufferUsage.STORAGE | BufferUsage.COPY_SRC });
+    const r2 = await e.policyLossGpu('vanilla', batch, {}, { gradBuffer: mine });
+    expect(r2.gradBuffer).toBe(mine);
+    mine.destroy();
+    const a = await e.aggLossGpu(bufs[1], bufs[3], 'seq-mean-token-mean', {}, [B, T]);
+    const ca = await (await createEngine({ backend: 'cpu' })).aggLoss(s.lp, s.mask, 'seq-mean-token-mean', {}, [B, T]);
+    expectClose(a.loss, ca.loss, GPU_TOL, 1, 'aggLossGpu loss');
+    a.gradBuffer.destroy();
+    for (const b of bufs) b.destroy();
+    await expect(e.policyLossGpu('clip_cov', batch, {})).rejects.toThrow(/host array/);
+  });
+
+  it('input validation: shapes, 0/1 masks, non-finite values at valid positions', async () => {
+    const b = hostBatch(3, 8, 5, false);
+    await expect(e.policyLoss('vanilla', { ...b, logProbs: new Float32Array(23) })).rejects.toBeInstanceOf(ShapeError);
+    const badMask = new Float32Array(b.responseMask as Float32Array);
+    badMask[4] = 0.5;
+    await expect(e.policyLoss('vanilla', { ...b, responseMask: badMask })).rejects.toBeInstanceOf(ValueError);
+    const lp = new Float32Array(b.logProbs as Float32Array);
+    const m = b.responseMask as Float32Array;
+    const k = m.findIndex((v) => v === 1);
+    lp[k] = Number.NaN;
+    await expect(e.policyLoss('vanilla', { ...b, logProbs: lp })).rejects.toThrow(/logProbs: non-finite value NaN/);
+    const j = m.findIndex((v) => v === 0);
+    lp[k] = -1;
+    lp[j] = Number.NaN; // garbage at a masked position is ignored, as in verl
+    const r = await e.policyLoss('vanilla', { ...b, logProbs: lp });
+    expect(Number.isFinite(r.loss)).toBe(true);
+    expect(r.grad[j]).toBe(0);
+  });
+});
+
+describe.skipIf(!engine)(`chunked dispatches over small binding windows (${reasonText})`, () => {
+  it('give the same results as one binding, for every mode (token and row passes)', async () => {
+    const small = await createEngine({ backend: 'webgpu', maxBindingBytes: 16384 });
+    try {
+      const b = hostBatch(37, 333, 17, true); // 12321 tokens: 4 token windows, 12-row windows at unaligned offsets
+      for (const [mode, cfg] of MODES) {
+        const g = await small.policyLoss(mode, b, cfg);
+        const c = policyLoss(mode, cpuBatch(b), cfg);
+        sameResult(g, c, `chunked ${mode}`);
+      }
+      const ga = await small.aggLoss(b.logProbs, b.responseMask, 'seq-mean-token-mean', {}, [37, 333]);
+      const ca = await (await createEngine({ backend: 'cpu' })).aggLoss(b.logProbs as Float32Array, b.responseMask as Float32Array, 'seq-mean-token-mean', {}, [37, 333]);
+      expectClose(ga.loss, ca.loss, GPU_TOL, 1, 'agg loss');
+      expectArrayClose(ga.grad, ca.grad, GPU_TOL, 'agg grad');
+    } finally {
+      small.destroy();
+    }
+  });
+});
+
+describe.skipIf(!engine)(`barrier-tree reductions without subgroups (${reasonText})`, () => {
+  it('agree with the CPU reference', async () => {
+    const tree = await createEngine({ backend: 'webgpu', disableSubgroups: true });
+    try {
+      expect(tree.reason).toMatch(/barrier-tree/);
+      const b = hostBatch(11, 391, 4, true);
+      for (const [mode, cfg] of MODES.slice(0, 6)) sameResult(await tree.policyLoss(mode, b, cfg), policyLoss(mode, cpuBatch(b), cfg), `tree ${mode}`);
+    } finally {
+      tree.destroy();
+    }
+  });
+});
+
+describe.skipIf(!engine)(`typed GPU errors (${reasonText})`, () => {
+  it('a WGSL compile error surfaces as E_GPU_SHADER with the compiler message', async () => {
+    const e = engine as Engine;
+    const err = await e.gpu!.pipeline('broken', 'fn main() { let x: f32 = ; }').catch((x: unknown) => x);
+    expect(err).toBeInstanceOf(GpuShaderError);
+    expect((err as GpuShaderError).code).toBe('E_GPU_SHADER');
+    expect((err as GpuShaderError).message).toMatch(/broken:1:26: missing initializer/);
+  });
+
+  it('device loss is reported as E_GPU_DEVICE_LOST, and a new engine works', async () => {
+    const acquired = await acquireDevice();
+    const shared = await createEngine({ backend: 'webgpu', device: acquired.device });
+    const b = hostBatch(2, 5, 1, false);
+    await shared.policyLoss('vanilla', b);
+    acquired.device.destroy();
+    await acquired.device.lost;
+    const err = await shared.policyLoss('vanilla', b).catch((x: unknown) => x);
+    expect(err).toBeInstanceOf(GpuDeviceLostError);
+    expect((err as GpuDeviceLostError).code).toBe('E_GPU_DEVICE_LOST');
+    shared.destroy();
+    const fresh = await createEngine({ backend: 'webgpu' });
+    expect((await fresh.policyLoss('vanilla', b)).loss).toBeCloseTo(policyLoss('vanilla', cpuBatch(b)).loss, 5);
+    fresh.destroy();
+    const dead = await createEngine({ backend: 'webgpu' });
+    dead.destroy();
+    await expect(dead.policyLoss('vanilla', b)).rejects.toBeInstanceOf(GpuDeviceLostError);
+  });
+});
+
+describe('backend selection', () => {
+  it("no adapter: 'webgpu' throws E_GPU_UNAVAILABLE, 'auto' falls back to the CPU and says why", async () => {
+    const desc = Object.getOwnPropertyDescriptor(globalThis, 'navigator');
+    Object.defineProperty(globalThis, 'navigator', { value: { gpu: { requestAdapter: async () => null } }, configurable: true, writable: true });
+    try {
+      const err = await createEngine({ backend: 'webgpu' }).catch((x: unknown) => x);
+      expect(err).toBeInstanceOf(GpuUnavailableError);
+      expect((err as GpuUnavailableError).code).toBe('E_GPU_UNAVAILABLE');
+      const auto = await createEngine({ backend: 'auto' });
+      expect(auto.backend).toBe('cpu');
+      expect(auto.reason).toMatch(/^auto: WebGPU is not available/);
+      expect(auto.gpu).toBeNull();
+    } finally {
+      if (desc) Object.defineProperty(globalThis, 'navigator', desc);
+      else delete (globalThis as { navigator?: unknown }).navigator;
+    }
+  });
+
+  it('cpu: the reference, Float64 gradients, no GPU-resident calls', async () => {
+    const cpu = await createEngine({ backend: 'cpu' });
+    const b = hostBatch(3, 4, 8, false);
+    const r = await cpu.policyLoss('vanilla', b);
+    expect(r.grad).toBeInstanceOf(Float64Array);
+    expect(r.loss).toBe(policyLoss('vanilla', cpuBatch(b)).loss);
+    await expect(cpu.policyLossGpu('vanilla', b)).rejects.toThrow(/webgpu backend/);
+    await expect(createEngine({ backend: 'metal' as 'cpu' })).rejects.toThrow(/backend must be/);
+  });
+
+  it('the embedded shader sources are up to date with shaders/*.wgsl', () => {
+    expect(() => execFileSync(process.execPath, ['scripts/embed-shaders.mjs', '--check'], { stdio: 'pipe' })).not.toThrow();
+  });
+});
