@@ -295,7 +295,7 @@ describe('the whole data side: seed files → prompt filter → fillBatch', () =
       n: 2,
       genBatchSize: 2,
       maxNumGenBatches: 4,
-      // Each response is "answer:<digits>", its length the digits' count; the odd ground truths are hard (both wrong).
+      // Two responses per prompt: the ground truth (right) and "x" (wrong); 4K prompts with an odd answer score 0 twice.
       generate: (ps) => ps.map((p) => [`${p.row.reward_model!.ground_truth}`, 'x']),
       score: ({ prompt, response }) => (Number(prompt.row.reward_model!.ground_truth) % 2 === 1 && prompt.label === '4k' ? 0 : response === 'x' ? 0 : 1),
       overlong: { config: { maxResponseLength: 4, overlongBufferLen: 2, overlongPenaltyFactor: 1, enable: true }, responseLength: (r) => r.length },
