@@ -112,7 +112,7 @@ describe.skipIf(!engine)(`WebGPU engine (${reasonText})`, () => {
     const dev = e.gpu!.device;
     const put = (a: Float32Array): GPUBuffer => {
       const buf = dev.createBuffer({ size: Math.ceil((a.byteLength) / 16) * 16, usage: BufferUsage.STORAGE | BufferUsage.COPY_DST });
-      dev.queue.writeBuffer(buf, 0, a);
+      dev.queue.writeBuffer(buf, 0, a.buffer, a.byteOffset, a.byteLength);
       return buf;
     };
     const bufs = [put(s.olp), put(s.lp), put(s.adv), put(s.mask)] as const;
