@@ -94,6 +94,40 @@ describe('chat tokenizer from a model directory', () => {
     }
   });
 
+  it('a byte-level BPE tokenizer (Qwen/GPT-2 style) with a ChatML template', async () => {
+    const d3 = mkdtempSync(join(tmpdir(), 'lumirag-bpe-'));
+    try {
+      const toks = ['<|im_start|>', '<|im_end|>', 'h', 'e', 'l', 'o', 'Ġ', 'Ċ', 'u', 's', 'r', 'a', 'i', 't', 'n', 'he', 'll', 'hell', 'hello', 'Ġhello', 'us', 'er', 'user'];
+      const vocab = Object.fromEntries(toks.map((t, i) => [t, i]));
+      writeFileSync(
+        join(d3, 'tokenizer.json'),
+        JSON.stringify({
+          version: '1.0',
+          added_tokens: [0, 1].map((id) => ({ id, content: toks[id], single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
+          normalizer: null,
+          pre_tokenizer: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
+          post_processor: null,
+          decoder: { type: 'ByteLevel' },
+          model: { type: 'BPE', vocab, merges: ['h e', 'l l', 'he ll', 'hell o', 'Ġ hello', 'u s', 'e r', 'us er'], dropout: null, unk_token: null, fuse_unk: false, byte_fallback: false },
+        }),
+      );
+      writeFileSync(
+        join(d3, 'tokenizer_config.json'),
+        JSON.stringify({
+          eos_token: '<|im_end|>',
+          chat_template:
+            '{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}',
+        }),
+      );
+      const tok = await loadChatTokenizer(d3);
+      // <|im_start|> user Ċ hello Ġhello <|im_end|> Ċ <|im_start|> a s s i s t a n t Ċ = 9 + 9 tokens.
+      expect(tok.countPromptTokens(msg('hello hello'))).toBe(18);
+      expect(tok.encode('user\nhello hello')).toEqual([22, 7, 18, 19]);
+    } finally {
+      rmSync(d3, { recursive: true, force: true });
+    }
+  });
+
   it('a missing tokenizer.json is a ConfigError naming MODEL_PATH', async () => {
     await expect(loadChatTokenizer(join(dir, 'nope'))).rejects.toThrow(/MODEL_PATH/);
   });
