@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { setMaxListeners } from 'node:events';
 import { ConfigError, RewardError } from '../errors.js';
 
 /** A JSON value: what crosses the bridge and what `groundTruth`, `extraInfo` and extras may hold. */
@@ -280,6 +281,20 @@ export async function withTimeout<T>(
   }
 }
 
+/**
+ * One child signal per batch that follows `outer`, so a batch of N items adds one listener to the caller's signal,
+ * not N (node warns past 10). Call `dispose` when the batch is done.
+ */
+function fanOut(outer: AbortSignal | undefined): { signal: AbortSignal | undefined; dispose: () => void } {
+  if (!outer) return { signal: undefined, dispose: () => undefined };
+  const ctl = new AbortController();
+  setMaxListeners(0, ctl.signal);
+  if (outer.aborted) ctl.abort(outer.reason);
+  const on = () => ctl.abort(outer.reason);
+  outer.addEventListener('abort', on, { once: true });
+  return { signal: ctl.signal, dispose: () => outer.removeEventListener('abort', on) };
+}
+
 function checkTimeout(t: number | undefined): number {
   const v = t ?? 0;
   if (!(v >= 0) || !Number.isFinite(v)) throw new ConfigError(`timeoutMs must be a finite number >= 0, got ${t}`, 'timeoutMs');
@@ -342,15 +357,22 @@ export function defineReward(fn: RewardFn | RewardHook, options?: DefineRewardOp
       runOne(input, opts, 'the sample').catch((e: unknown) => {
         throw e instanceof RewardError ? e : new RewardError(`reward "${name}" threw: ${failureMessage(e)}`);
       }),
-    scoreBatch: (inputs, opts) =>
-      Promise.all(
-        inputs.map((input) =>
-          runOne(input, opts, 'a sample').then(
-            (r): RewardItemResult => ({ status: 'ok', ...r }),
-            failureFromError,
+    scoreBatch: async (inputs, opts) => {
+      const fan = fanOut(opts?.signal);
+      const itemOpts: RunOptions = { ...opts, signal: fan.signal };
+      try {
+        return await Promise.all(
+          inputs.map((input) =>
+            runOne(input, itemOpts, 'a sample').then(
+              (r): RewardItemResult => ({ status: 'ok', ...r }),
+              failureFromError,
+            ),
           ),
-        ),
-      ),
+        );
+      } finally {
+        fan.dispose();
+      }
+    },
   };
 }
 
