@@ -5,6 +5,7 @@ import { resolvePolicyLossConfig } from '../src/config/policyLoss.js';
 import { runConfigCommand } from '../src/cli/config.js';
 import { ConfigError, UnknownModeError } from '../src/errors.js';
 import { shapeOverlongReward } from '../src/reward/overlong.js';
+import { seedPromptSource } from '../src/sampling/sources.js';
 
 const codes = (c: { warnings: { code: string }[] }) => c.warnings.map((w) => w.code);
 
@@ -53,6 +54,8 @@ describe('configFromEnv', () => {
     expect(c.overlong).toEqual({ maxResponseLength: 3072, overlongBufferLen: 512, overlongPenaltyFactor: 1, enable: true });
     expect(c.warnings).toEqual([]);
     expect(c.origins).toMatchObject({ loss_mode: 'preset', max_response_length: 'env', clip_ratio_low: 'preset' });
+    // The data part plugs straight into the seed's two-file source (lazy: nothing is read yet).
+    expect(typeof seedPromptSource(c.data)[Symbol.asyncIterator]).toBe('function');
     // The overlong part plugs straight into the shaping: L = 3072 → −1.
     expect(shapeOverlongReward(1, 3072, c.overlong).reward).toBe(0);
   });
