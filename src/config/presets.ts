@@ -16,9 +16,13 @@ export const STRATEGY_NAMES: readonly StrategyName[] = ['dapo', 'gspo', 'sapo'];
 
 /** The four environment variables the seed sets per strategy, exactly as it sets them. */
 export interface SeedStrategyEnv {
+  /** `loss_mode`. */
   loss_mode: string;
+  /** `clip_ratio_low` (SAPO: τ_neg). */
   clip_ratio_low: number;
+  /** `clip_ratio_high` (SAPO: τ_pos). */
   clip_ratio_high: number;
+  /** `loss_agg_mode`. */
   loss_agg_mode: LossAggMode;
 }
 
