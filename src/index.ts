@@ -6,6 +6,7 @@
  */
 export * from './errors.js';
 export * from './matrix.js';
+export * from './random.js';
 export * from './aggregate.js';
 export * from './config/index.js';
 export * from './losses/index.js';

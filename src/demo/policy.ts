@@ -9,8 +9,7 @@
  * @module
  */
 
-/** A seeded uniform random source in [0, 1). */
-export type Rng = () => number;
+import type { UniformRng as Rng } from '../random.js';
 
 /** Sizes of the policy. */
 export interface PolicyShape {

@@ -14,8 +14,8 @@ import { mathDapoScore } from '../reward/index.js';
 import { shapeOverlongReward } from '../reward/overlong.js';
 import { ExhaustedError } from '../errors.js';
 import { DynamicBatchFiller, type TakeResult } from '../sampling/index.js';
-import { mulberry32 } from '../losses/clipCov.js';
-import { Adam, MlpPolicy, type Rng, type Sample } from './policy.js';
+import { mulberry32, shuffled } from '../random.js';
+import { Adam, MlpPolicy, type Sample } from './policy.js';
 import { type ArithmeticPrompt, VOCAB, arithmeticPrompts, decodeResponse } from './task.js';
 
 /** The seed's three strategies. */
@@ -99,14 +99,6 @@ interface Row {
   prompt: ArithmeticPrompt;
   sample: Sample;
   [key: string]: unknown;
-}
-
-function shuffle<T>(xs: T[], rng: Rng): T[] {
-  for (let i = xs.length - 1; i > 0; i--) {
-    const j = Math.floor(rng() * (i + 1));
-    [xs[i], xs[j]] = [xs[j] as T, xs[i] as T];
-  }
-  return xs;
 }
 
 function emptyStep(
@@ -200,7 +192,7 @@ export async function trainDemo(opts: DemoOptions): Promise<DemoStepStats[]> {
       batchRows.map((r) => r.uid),
     );
     // Shuffle rows into mini-batches (verl keeps order unless actor.shuffle; shuffling keeps each mini-batch mixed).
-    const order = shuffle([...batchRows.keys()], rng);
+    const order = shuffled([...batchRows.keys()], rng);
     const per = Math.ceil(order.length / miniBatches);
     let clipFrac = 0;
     let kl = 0;

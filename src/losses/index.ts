@@ -20,7 +20,7 @@ export type { TokenPass } from './vanilla.js';
 export { gspoLossStrategy, GSPO_LOG_RATIO_CAP } from './gspo.js';
 export { sapoLossStrategy } from './sapo.js';
 export { gpgLossStrategy } from './gpg.js';
-export { clipCovLossStrategy, clipCovSelect, mulberry32 } from './clipCov.js';
+export { clipCovLossStrategy, clipCovSelect } from './clipCov.js';
 export { klCovLossStrategy } from './klCov.js';
 export { geoMeanLossStrategy, GEO_MEAN_EPS, GEO_MEAN_LOG_W_EPS } from './geoMean.js';
 export { cispoLossStrategy } from './cispo.js';

@@ -6,7 +6,7 @@
  * @module
  */
 import { ExhaustedError, ShapeError, ValueError } from '../errors.js';
-import { seededRng, shuffled, type UniformRng } from './rng.js';
+import { seededRng, shuffled, type UniformRng } from '../random.js';
 
 /** What to do when `maxNumGenBatches` generation batches did not yield enough groups. */
 export type OnExhausted = 'error' | 'partial' | 'resample';
