@@ -69,6 +69,7 @@ ENV_BACKOFF = "LUMIRAG_RL_BRIDGE_BACKOFF"
 ENV_FALLBACK = "LUMIRAG_RL_FALLBACK_SCORE"
 ENV_FALLBACK_EXTRAS = "LUMIRAG_RL_FALLBACK_EXTRAS"
 BACKOFF_CAP = 5.0
+DOWN_COOLDOWN = 1.0  # seconds a server that refused/reset/503'd is skipped while others are up
 
 log = logging.getLogger("lumirag_rl_verl")
 
@@ -215,14 +216,31 @@ class BridgeClient:
         self.fallback_extras = dict(fallback_extras or {})
         self._rr = itertools.count(random.randrange(len(self.urls)))
         self._rr_lock = threading.Lock()
+        self._down_until: Dict[str, float] = {}
         self._local = _Conn()
         self._ids = itertools.count(1)
 
     # -- transport ---------------------------------------------------------------------------------------------
 
     def _next(self) -> Tuple[str, str, int, str, str]:
+        """Next URL round-robin, skipping servers that failed in the last DOWN_COOLDOWN seconds (unless all did)."""
+        now = time.monotonic()
         with self._rr_lock:
-            return self.urls[next(self._rr) % len(self.urls)]
+            first = None
+            for _ in range(len(self.urls)):
+                target = self.urls[next(self._rr) % len(self.urls)]
+                if first is None:
+                    first = target
+                if self._down_until.get(target[0], 0.0) <= now:
+                    return target
+            return first
+
+    def _mark_down(self, url: str) -> bool:
+        """Mark a server as failing; returns True if another server is currently believed up."""
+        now = time.monotonic()
+        with self._rr_lock:
+            self._down_until[url] = now + DOWN_COOLDOWN
+            return any(self._down_until.get(u[0], 0.0) <= now for u in self.urls)
 
     def _conns(self) -> Dict[str, http.client.HTTPConnection]:
         local = self._local
@@ -288,6 +306,9 @@ class BridgeClient:
                 if status != 503:
                     return url, status, data
                 last = f"{url}: 503 {data[:200].decode('utf-8', 'replace')}"
+            if self._mark_down(target[0]) and attempt < self.retries:
+                log.info("lumirag_rl_verl: %s; retry %d/%d on another server", last, attempt + 1, self.retries)
+                continue  # another server is up: fail over without waiting
             if attempt < self.retries:
                 delay = min(BACKOFF_CAP, self.backoff * (2 ** attempt)) * (0.5 + random.random() / 2)
                 log.info("lumirag_rl_verl: %s; retry %d/%d in %.2f s", last, attempt + 1, self.retries, delay)

@@ -72,6 +72,10 @@ try:
     out["batch"] = "no exception"
 except mod.RewardItemError as e:
     out["batch"] = [[f[0], f[1]] for f in e.failures]
+try:
+    mod.BridgeClient(timeout=0.2).score("hang", "x", None)
+except mod.BridgeTimeoutError as e:
+    out["client_timeout"] = str(e)
 fb = mod.BridgeClient(fallback_score=-1.0, fallback_extras={"echo": ""})
 out["fallback"] = fb.score_batch(["ok", "throw", "ok"], ["a", "b", "cc"], [None] * 3, None)
 emit(out)
@@ -83,6 +87,7 @@ emit(out)
     expect(out.throw).toEqual(['RewardItemError', 'reward failed for 1 of 1 item(s): item 0: error E_REWARD_THREW: Error: reward exploded', 'error']);
     expect(out.hang).toEqual(['RewardItemError', expect.stringMatching(/timeout E_REWARD_TIMEOUT: .*timed out after 300 ms/), 'timeout']);
     expect(out.bad).toEqual(['RewardItemError', expect.stringMatching(/invalid E_REWARD_INVALID/), 'invalid']);
+    expect(out.client_timeout).toMatch(/no reply within 0.2 s/); // a read timeout is not retried: the reward may have run
     expect(out.batch).toEqual([
       [1, 'error'],
       [3, 'timeout'],
@@ -216,6 +221,32 @@ async function expectHealthyPlain(s: RewardServer): Promise<void> {
 }
 
 describe('graceful shutdown', () => {
+  it('one of two servers drains and stops mid-run: the client fails over to the other, nothing lost', async () => {
+    const reward = async ({ solutionStr }: { solutionStr: string }) => (await sleep(2), { score: 1, echo: solutionStr });
+    const a = await serveRewards({ reward, port: 0 });
+    const b = await serveRewards({ reward, port: 0 });
+    try {
+      const py = runPython(
+        `
+import logging
+logging.basicConfig(level=logging.INFO, format="%(message)s")
+emit([compute_score(data_source="d", solution_str=str(i), ground_truth=None)["echo"] for i in range(120)])`,
+        { LUMIRAG_RL_BRIDGE_URL: `${a.url},${b.url}` },
+      );
+      for (let i = 0; i < 2000 && a.stats().requests < 20; i++) await sleep(5);
+      await a.close();
+      const r = await py;
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.json).toEqual(Array.from({ length: 120 }, (_, i) => String(i)));
+      expect(a.stats().requests).toBeGreaterThanOrEqual(20);
+      expect(a.stats().requests + b.stats().requests).toBe(120);
+      expect(r.stderr).toMatch(/Connection refused; retry 1\/8 on another server/);
+      expect(r.stderr).not.toMatch(/retry \d+\/8 in /); // failed over at once, no backoff sleep
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+    }
+  });
+
   it('finishes in-flight calls, refuses new connections, then resolves', async () => {
     const s = await serveRewards({ reward: async () => (await sleep(300), 0.5), port: 0 });
     const inflight = rawRequest(`${s.url}/v1/score`, { body: JSON.stringify({ data_source: 'd', solution_str: 's' }) });

@@ -16,7 +16,9 @@ export const BRIDGE_PYTHON_FILE = 'lumirag_rl_verl.py';
  * works from `src/` under tsx and from the bundled `dist/`). Throws a {@link BridgeError} if it is missing.
  */
 export function bridgePythonPath(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
+  // The CommonJS build has __filename (import.meta is empty there); the ESM build and tsx have import.meta.url.
+  const self = typeof __filename === 'string' && __filename ? __filename : fileURLToPath(import.meta.url);
+  let dir = dirname(self);
   for (let i = 0; i < 6; i++) {
     const candidate = join(dir, 'python', BRIDGE_PYTHON_FILE);
     if (existsSync(candidate)) return resolve(candidate);
@@ -24,7 +26,7 @@ export function bridgePythonPath(): string {
     if (parent === dir) break;
     dir = parent;
   }
-  throw new BridgeError(`cannot find python/${BRIDGE_PYTHON_FILE} above ${fileURLToPath(import.meta.url)}`, 'path');
+  throw new BridgeError(`cannot find python/${BRIDGE_PYTHON_FILE} above ${self}`, 'path');
 }
 
 /**
