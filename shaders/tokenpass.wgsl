@@ -2,8 +2,8 @@
 // workgroup, one partial-sum slot pair per workgroup. It calls the family's `tok` (prepended), then writes
 // d loss / d lp = coef_row · w · ∂ℓ/∂lp at aggregated positions (0 elsewhere) and accumulates
 //   PART[2s]   = (Σ coef·w·ℓ over the aggregation mask, Σ m0, Σ m1, Σ m2 over the response mask)
-//   PART[2s+1] = (Σ m, Σ [non-finite input at a valid position], Σ aggregation mask, 0)
-// The host adds the slots in float64.
+//   PART[2s+1] = (Σ [non-finite input at a valid position], 0, 0, 0)
+// The host adds the slots in float64 (the valid-token count comes from the host's row lengths).
 
 override HAS_W: bool = false;     // W multiplies ℓ and ∂ℓ/∂lp (rollout IS weights, clip_cov's corr)
 override HAS_SEL: bool = false;   // SEL is read and passed to `tok` (kl_cov's KL selection)
@@ -30,9 +30,7 @@ fn main(ri: RIn, @builtin(workgroup_id) wid: vec3u) {
   var acc0 = vec4f(0.0);
   var acc1 = vec4f(0.0);
   var acc2 = vec4f(0.0);
-  var accM = vec4f(0.0);
   var accN = vec4f(0.0);
-  var accA = vec4f(0.0);
   if (wg < P.nwg) {
     let nv = (P.n + 3u) / 4u;
     let v0 = wg * (WG * VPT) + ri.lid;
@@ -76,16 +74,14 @@ fn main(ri: RIn, @builtin(workgroup_id) wid: vec3u) {
         acc0 += select(vec4f(0.0), t.m0, m);
         acc1 += select(vec4f(0.0), t.m1, m);
         acc2 += select(vec4f(0.0), t.m2, m);
-        accM += b2f(m);
         accN += b2f(nonFinite(fin) & m);
-        accA += b2f(am);
       }
     }
   }
   let one = vec4f(1.0);
   let r = wgReduce(
     vec4f(dot(accL, one), dot(acc0, one), dot(acc1, one), dot(acc2, one)),
-    vec4f(dot(accM, one), dot(accN, one), dot(accA, one), 0.0),
+    vec4f(dot(accN, one), 0.0, 0.0, 0.0),
     ri,
   );
   if (wg < P.nwg && ri.lid == 0u) {

@@ -76,8 +76,12 @@ export class GpuContext {
   private readonly ownsDevice: boolean;
   private lostInfo: GPUDeviceLostInfo | null = null;
   private destroyed = false;
-  /** Running estimate of GPU ns per token, used to sleep before awaiting a map (Dawn busy-polls meanwhile). */
-  private nsPerToken = 1;
+  /**
+   * Recent GPU ns per token per kind of work (the last 8 calls), used to sleep before awaiting a map: Dawn
+   * busy-polls the JS thread while a map is pending, taking a core from lavapipe. The sleep is 60 % of the
+   * minimum of the window, so an over-long sleep shortens the next estimate and the window follows a slowdown.
+   */
+  private readonly nsPerToken = new Map<string, number[]>();
 
   /**
    * @param acquired - the device from {@link acquireDevice}
@@ -190,11 +194,13 @@ export class GpuContext {
    * before awaiting the map, so Dawn's polling does not steal a core from the kernels.
    *
    * @param tokens - work size used for the sleep estimate (0: no sleep)
+   * @param kind - the kind of work, for the sleep estimate (e.g. `'policy:host'`, `'policy:resident'`)
    */
   async readback(
     encoder: GPUCommandEncoder,
     regions: readonly { buffer: GPUBuffer; bytes: number; into?: Float32Array }[],
     tokens = 0,
+    kind = 'default',
   ): Promise<Float32Array[]> {
     const offsets: number[] = [];
     let total = 0;
@@ -208,8 +214,9 @@ export class GpuContext {
     });
     const t0 = performance.now();
     this.device.queue.submit([encoder.finish()]);
-    const expectMs = (this.nsPerToken * tokens) / 1e6;
-    if (expectMs > 2) await sleep(expectMs * 0.8);
+    const hist = this.nsPerToken.get(kind) ?? [];
+    const expectMs = hist.length > 0 ? (Math.min(...hist) * tokens) / 1e6 : 0;
+    if (expectMs > 2) await sleep(expectMs * 0.6);
     try {
       await staging.mapAsync(MapMode.READ, 0, Math.max(total, 16));
     } catch (err) {
@@ -218,7 +225,11 @@ export class GpuContext {
       throw new GpuError(`reading results back failed: ${(err as Error).message}`);
     }
     const dt = performance.now() - t0;
-    if (tokens >= 1 << 18) this.nsPerToken = 0.5 * this.nsPerToken + 0.5 * ((dt * 1e6) / tokens);
+    if (tokens >= 1 << 18) {
+      hist.push((dt * 1e6) / tokens);
+      if (hist.length > 8) hist.shift();
+      this.nsPerToken.set(kind, hist);
+    }
     const mapped = staging.getMappedRange(0, Math.max(total, 16));
     const out = regions.map((r, i) => {
       const n = r.bytes / 4;

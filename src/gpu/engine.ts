@@ -81,6 +81,11 @@ export interface EnginePolicyLossBatch {
   rolloutIsWeights?: EngineMatrix | null;
   entropy?: EngineMatrix | null;
   shape?: Shape2D;
+  /**
+   * Row lengths L_i = Σ_t m_it, when the caller knows them and the mask is a `GPUBuffer`: skips the row-length
+   * pass and its read-back (the aggregation coefficients need them on the host). Not checked against the mask.
+   */
+  rowLengths?: ArrayLike<number>;
 }
 
 /** Per-call options of `engine.policyLoss` / `engine.aggLoss`. */
@@ -262,9 +267,9 @@ interface PartialSums {
   m0: number;
   m1: number;
   m2: number;
+  /** Valid tokens (Σ row lengths of the response mask, from the host). */
   valid: number;
   nonFinite: number;
-  aggCount: number;
 }
 
 class WebGpuEngine implements Engine {
@@ -342,6 +347,16 @@ class WebGpuEngine implements Engine {
       L[i] = s;
     }
     return L;
+  }
+
+  private givenLengths(L: ArrayLike<number>, B: number, T: number): Float64Array {
+    if (L.length !== B) throw new ShapeError(`rowLengths: length ${L.length}, expected B = ${B}`, 'rowLengths');
+    const out = Float64Array.from(L);
+    for (let i = 0; i < B; i++) {
+      const v = out[i] as number;
+      if (!Number.isInteger(v) || v < 0 || v > T) throw new ValueError(`rowLengths[${i}] must be an integer in [0, ${T}], got ${v}`, 'rowLengths');
+    }
+    return out;
   }
 
   private bind(f: Field, temps: GPUBuffer[]): GPUBuffer {
@@ -457,14 +472,23 @@ class WebGpuEngine implements Engine {
     return Math.max(1, s);
   }
 
-  private static sumPartials(part: Float32Array, slots: number): PartialSums {
-    const s = [0, 0, 0, 0, 0, 0, 0];
+  private static sumPartials(part: Float32Array, slots: number, lengths: Float64Array): PartialSums {
+    let loss = 0;
+    let m0 = 0;
+    let m1 = 0;
+    let m2 = 0;
+    let nonFinite = 0;
     for (let i = 0; i < slots; i++) {
       const o = 8 * i;
-      for (let j = 0; j < 4; j++) s[j] = (s[j] as number) + (part[o + j] as number);
-      for (let j = 0; j < 3; j++) s[4 + j] = (s[4 + j] as number) + (part[o + 4 + j] as number);
+      loss += part[o] as number;
+      m0 += part[o + 1] as number;
+      m1 += part[o + 2] as number;
+      m2 += part[o + 3] as number;
+      nonFinite += part[o + 4] as number;
     }
-    return { loss: s[0] as number, m0: s[1] as number, m1: s[2] as number, m2: s[3] as number, valid: s[4] as number, nonFinite: s[5] as number, aggCount: s[6] as number };
+    let valid = 0;
+    for (let i = 0; i < lengths.length; i++) valid += lengths[i] as number;
+    return { loss, m0, m1, m2, valid, nonFinite };
   }
 
   /** Lengths of a GPU-resident mask (row pass MODE 0, read back). */
@@ -595,7 +619,7 @@ class WebGpuEngine implements Engine {
       }
 
       // Row lengths and aggregation coefficients (float64, on the host).
-      const lengths = 'host' in mask ? this.hostLengths(mask.host, B, T, 'responseMask') : await this.deviceLengths(mask.buffer, B, T);
+      const lengths = 'host' in mask ? this.hostLengths(mask.host, B, T, 'responseMask') : batch.rowLengths ? this.givenLengths(batch.rowLengths, B, T) : await this.deviceLengths(mask.buffer, B, T);
       let aggLengths = lengths;
       if (aggMaskHost) {
         aggLengths = new Float64Array(B);
@@ -694,8 +718,9 @@ class WebGpuEngine implements Engine {
         gradArr = gradInto ? gradInto.subarray(0, n) : new Float32Array(n);
         regions.push({ buffer: bGrad, bytes: n * 4, into: gradArr });
       }
-      const out = await this.gpu.readback(enc, regions, n);
-      const S = WebGpuEngine.sumPartials(out[0] as Float32Array, slots);
+      const kind = `policy:${'host' in olp ? 'host' : 'resident'}:${toBuffer ? 'buffer' : 'array'}`;
+      const out = await this.gpu.readback(enc, regions, n, kind);
+      const S = WebGpuEngine.sumPartials(out[0] as Float32Array, slots, lengths);
       if (S.nonFinite > 0) this.reportNonFinite(olp, lp, adv, mask, w, n, T);
       let loss = S.loss;
       if (isGeo) {
@@ -833,8 +858,8 @@ class WebGpuEngine implements Engine {
         gradArr = gradInto ? gradInto.subarray(0, n) : new Float32Array(n);
         regions.push({ buffer: bGrad, bytes: n * 4, into: gradArr });
       }
-      const out = await this.gpu.readback(enc, regions, n);
-      const S = WebGpuEngine.sumPartials(out[0] as Float32Array, slots);
+      const out = await this.gpu.readback(enc, regions, n, `agg:${'host' in l ? 'host' : 'resident'}:${toBuffer ? 'buffer' : 'array'}`);
+      const S = WebGpuEngine.sumPartials(out[0] as Float32Array, slots, lengths);
       if (S.nonFinite > 0) {
         if ('host' in l && 'host' in m) toMatrixCheck(l.host, m.host, T);
         throw new ValueError('lossMat: a non-finite value at a valid position', 'lossMat');
