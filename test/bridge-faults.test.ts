@@ -1,4 +1,5 @@
-import { request } from 'node:http';
+import { createServer, request } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRewardRegistry, defineBatchReward, serveRewards, type RewardServer } from '../src/reward/index.js';
 import { rawRequest, runPython } from './bridge-harness.js';
@@ -135,9 +136,27 @@ describe('request errors: 4xx with a reason, and the server keeps serving', () =
     await expectHealthy(srv);
   });
 
-  it('python raises BridgeRequestError at once (no retry) for a wrong token and an oversized body', async () => {
-    const r = await runPython(
-      `
+  it('python raises BridgeRequestError at once (no retry) for 4xx, and retries a 503 (draining)', async () => {
+    // a stand-in server that answers 503 twice, then a valid reply
+    let hits = 0;
+    const fake = createServer((req, res) => {
+      let body = '';
+      req.on('data', (d: Buffer) => (body += d.toString()));
+      req.on('end', () => {
+        hits++;
+        if (hits <= 2) {
+          res.writeHead(503, { 'content-type': 'application/json' }).end('{"error":{"code":"draining","message":"later"}}');
+          return;
+        }
+        const { id } = JSON.parse(body) as { id: string };
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ id, result: { status: 'ok', score: 0.25 } }));
+      });
+    });
+    await new Promise<void>((r) => fake.listen(0, '127.0.0.1', r));
+    const fakeUrl = `http://127.0.0.1:${(fake.address() as AddressInfo).port}`;
+    try {
+      const r = await runPython(
+        `
 import time
 out = {}
 t0 = time.time()
@@ -149,12 +168,21 @@ try:
     mod.BridgeClient().score("ok", "x" * 100000, None)
 except mod.BridgeRequestError as e:
     out["big"] = [e.status, e.code, e.message]
+out["after_503"] = mod.BridgeClient(urls=${JSON.stringify(fakeUrl)}, backoff=0.01).score("d", "s", None)
 emit(out)
 `,
-      env,
-    );
-    expect(r.code, r.stderr).toBe(0);
-    expect(r.json).toEqual({ token: [401, 'unauthorized', true], big: [413, 'payload_too_large', expect.stringMatching(/65536/)] });
+        env,
+      );
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.json).toEqual({
+        token: [401, 'unauthorized', true],
+        big: [413, 'payload_too_large', expect.stringMatching(/65536/)],
+        after_503: 0.25,
+      });
+      expect(hits).toBe(3);
+    } finally {
+      await new Promise((r) => fake.close(r));
+    }
     await expectHealthy(srv);
   });
 });
