@@ -27,3 +27,5 @@ export type {
   ResolvedAdvantageConfig,
   ResolvedAdvantageInputs,
 } from './types.js';
+export { computeAdvantageGpu, GPU_ADVANTAGE_ESTIMATORS } from './gpu.js';
+export type { AdvantageGpuResult } from './gpu.js';

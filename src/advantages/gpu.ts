@@ -1,0 +1,123 @@
+/**
+ * GRPO-family group normalisation on WebGPU (shaders/grpo_normalize.wgsl), built on the engine's
+ * {@link GpuContext} (`engine.gpu`). `grpo` and `grpo_vectorized` (and Dr.GRPO, normAdvByStdInGrpo = false) run
+ * on the GPU in float32; every other estimator, and every estimator on an engine without a GPU, runs the float64
+ * CPU reference.
+ *
+ * @module
+ */
+import { BufferUsage, roundUp } from '../gpu/buffers.js';
+import type { Engine } from '../gpu/engine.js';
+import { resolveAdvantageConfig, resolveAdvantageInputs } from './common.js';
+import { GROUP_EPSILON } from './estimators.js';
+import { computeAdvantage, getAdvantageEstimator } from './registry.js';
+import type { AdvantageConfig, AdvantageInputs } from './types.js';
+
+/** The estimators with a WebGPU kernel. */
+export const GPU_ADVANTAGE_ESTIMATORS: readonly string[] = ['grpo', 'grpo_vectorized'];
+
+/** Result of {@link computeAdvantageGpu}. */
+export interface AdvantageGpuResult {
+  /** Advantages, flat `[B·T]`: float32 from WebGPU, float64 from the CPU reference. */
+  advantages: Float32Array | Float64Array;
+  /** Returns (a copy of the advantages for the outcome estimators). */
+  returns: Float32Array | Float64Array;
+  /** One advantage per row (`[B]`), when the GPU kernel ran. */
+  rowAdvantages?: Float32Array;
+  /** Which backend computed it. */
+  backend: 'webgpu' | 'cpu';
+}
+
+/**
+ * `computeAdvantage` on an engine: `grpo` / `grpo_vectorized` run the WGSL group-normalisation kernel (group
+ * mean and std over arbitrary group sizes and interleaved rows, in float32); other estimators, or an engine
+ * without a GPU, run the float64 CPU reference. Same inputs, options and errors as {@link computeAdvantage}.
+ *
+ * Float32 differences: the statistics are computed stably (two passes, shifted by the group's first score), so
+ * they agree with the float64 reference at float32 tolerance; `grpo_vectorized`'s own float32 sums are not
+ * replicated operation by operation.
+ */
+export async function computeAdvantageGpu(
+  engine: Pick<Engine, 'gpu'>,
+  estimator: string,
+  inputs: AdvantageInputs,
+  config: AdvantageConfig = {},
+): Promise<AdvantageGpuResult> {
+  const gpu = engine.gpu;
+  if (!gpu || !GPU_ADVANTAGE_ESTIMATORS.includes(estimator)) {
+    const r = computeAdvantage(estimator, inputs, config);
+    return { advantages: r.advantages, returns: r.returns, backend: 'cpu' };
+  }
+  getAdvantageEstimator(estimator);
+  const c = resolveAdvantageConfig(config);
+  const x = resolveAdvantageInputs(inputs);
+  if (x.groupIds == null) return cpuFallbackMissingIndex(estimator, inputs, config);
+  const { B, T, numGroups } = x;
+  if (B === 0) return { advantages: new Float32Array(0), returns: new Float32Array(0), rowAdvantages: new Float32Array(0), backend: 'webgpu' };
+  gpu.checkAlive();
+  // Rows sorted by group (counting sort): MEMBERS[OFFSETS[g] .. OFFSETS[g+1]) are the rows of group g.
+  const offsets = new Uint32Array(numGroups + 1);
+  for (let i = 0; i < B; i++) offsets[(x.groupIds[i] as number) + 1] = (offsets[(x.groupIds[i] as number) + 1] as number) + 1;
+  for (let g = 0; g < numGroups; g++) offsets[g + 1] = (offsets[g + 1] as number) + (offsets[g] as number);
+  const fill = offsets.slice(0, numGroups);
+  const members = new Uint32Array(B);
+  for (let i = 0; i < B; i++) {
+    const g = x.groupIds[i] as number;
+    members[fill[g] as number] = i;
+    fill[g] = (fill[g] as number) + 1;
+  }
+  const scores = Float32Array.from(x.scores);
+  const mask = Float32Array.from(x.mask);
+  const eps = c.epsilon ?? GROUP_EPSILON;
+  const flags = (c.normAdvByStdInGrpo ? 1 : 0) | (estimator === 'grpo_vectorized' ? 2 : 0);
+
+  const pipeline = await gpu.pipeline('grpo_normalize', gpu.source(['grpo_normalize']));
+  const dev = gpu.device;
+  const up = (a: Float32Array | Uint32Array): GPUBuffer => {
+    const buf = gpu.pool.acquire(BufferUsage.STORAGE | BufferUsage.COPY_DST, roundUp(Math.max(a.byteLength, 16), 16), 'lumirag-grpo-in');
+    dev.queue.writeBuffer(buf, 0, a.buffer, a.byteOffset, a.byteLength);
+    return buf;
+  };
+  const bScores = up(scores);
+  const bMembers = up(members);
+  const bOffsets = up(offsets);
+  const bMask = up(mask);
+  const bRow = gpu.output(B * 4, 'lumirag-grpo-row');
+  const bAdv = gpu.output(B * T * 4, 'lumirag-grpo-adv');
+  const grid = gpu.grid(numGroups);
+  const u = gpu.uniform({ n: numGroups, B, T, groupsX: grid.x, base: flags, coef0: eps });
+  try {
+    const bind = dev.createBindGroup({
+      layout: pipeline.getBindGroupLayout(0),
+      entries: [
+        { binding: 0, resource: { buffer: u } },
+        { binding: 1, resource: { buffer: bScores } },
+        { binding: 2, resource: { buffer: bMembers } },
+        { binding: 3, resource: { buffer: bOffsets } },
+        { binding: 4, resource: { buffer: bMask } },
+        { binding: 5, resource: { buffer: bRow } },
+        { binding: 6, resource: { buffer: bAdv } },
+      ],
+    });
+    const enc = dev.createCommandEncoder();
+    const pass = enc.beginComputePass();
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, bind);
+    pass.dispatchWorkgroups(grid.x, grid.y);
+    pass.end();
+    const [adv, row] = await gpu.readback(enc, [
+      { buffer: bAdv, bytes: B * T * 4 },
+      { buffer: bRow, bytes: B * 4 },
+    ]);
+    const a = adv as Float32Array;
+    return { advantages: a, returns: a.slice(), rowAdvantages: row as Float32Array, backend: 'webgpu' };
+  } finally {
+    for (const b of [bScores, bMembers, bOffsets, bMask, bRow, bAdv, u]) gpu.pool.release(b);
+  }
+}
+
+function cpuFallbackMissingIndex(estimator: string, inputs: AdvantageInputs, config: AdvantageConfig): AdvantageGpuResult {
+  // computeAdvantage raises the same typed error the CPU path would (index is required).
+  const r = computeAdvantage(estimator, inputs, config);
+  return { advantages: r.advantages, returns: r.returns, backend: 'cpu' };
+}
