@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, RewardError } from '../src/errors.js';
 import {
-  Limiter,
+  RewardLimiter,
   createDefaultRewardRegistry,
   createRewardRegistry,
   defineBatchReward,
@@ -96,7 +96,7 @@ describe('defineReward: verl return contract', () => {
     expect(aborted).toBe(true);
   });
 
-  it('a shared Limiter bounds concurrency', async () => {
+  it('a shared RewardLimiter bounds concurrency', async () => {
     let now = 0;
     let peak = 0;
     const hook = defineReward(async () => {
@@ -106,12 +106,12 @@ describe('defineReward: verl return contract', () => {
       now--;
       return 1;
     });
-    const limiter = new Limiter(3);
+    const limiter = new RewardLimiter(3);
     const res = await hook.scoreBatch(Array.from({ length: 20 }, (_, i) => inp(String(i))), { limiter });
     expect(res.every((r) => r.status === 'ok')).toBe(true);
     expect(peak).toBe(3);
     expect(limiter.inUse).toBe(0);
-    expect(() => new Limiter(0)).toThrow(ConfigError);
+    expect(() => new RewardLimiter(0)).toThrow(ConfigError);
   });
 });
 

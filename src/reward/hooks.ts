@@ -80,11 +80,11 @@ export type RewardItemResult =
   | { status: RewardFailureStatus; code: RewardFailureCode; message: string };
 
 /** How a batch is run. */
-export interface RunOptions {
+export interface RewardRunOptions {
   /** Per-call timeout in ms (one sample for a per-sample reward, one call for a batch reward); 0 = none. */
   timeoutMs?: number;
   /** A shared limiter bounding concurrent reward calls; default: unbounded. */
-  limiter?: Limiter;
+  limiter?: RewardLimiter;
   /** Abort to give up on the whole batch (the pending items fail with status `error`). */
   signal?: AbortSignal;
 }
@@ -99,9 +99,9 @@ export interface RewardHook {
   /** A name for messages and health output. */
   readonly name: string;
   /** Score one sample; rejects with a {@link RewardError} on failure (throw, timeout, invalid return). */
-  score(input: RewardInput, options?: RunOptions): Promise<ScoredReward>;
+  score(input: RewardInput, options?: RewardRunOptions): Promise<ScoredReward>;
   /** Score a batch; resolves with one {@link RewardItemResult} per input, in order (never rejects for item errors). */
-  scoreBatch(inputs: readonly RewardInput[], options?: RunOptions): Promise<RewardItemResult[]>;
+  scoreBatch(inputs: readonly RewardInput[], options?: RewardRunOptions): Promise<RewardItemResult[]>;
 }
 
 /** Options of {@link defineReward} and {@link defineBatchReward}. */
@@ -111,7 +111,7 @@ export interface DefineRewardOptions {
 }
 
 /** A counting semaphore bounding concurrent reward calls. */
-export class Limiter {
+export class RewardLimiter {
   /** Maximum number of holders at once. */
   readonly max: number;
   private active = 0;
@@ -157,7 +157,7 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
 }
 
 /** Describe a value's type for messages. */
-export function describeType(v: unknown): string {
+function describeType(v: unknown): string {
   if (v === null) return 'null';
   if (Array.isArray(v)) return 'array';
   if (typeof v === 'number' && !Number.isFinite(v)) return String(v);
@@ -166,7 +166,7 @@ export function describeType(v: unknown): string {
 }
 
 /** Returns a path to the first non-JSON value (function, undefined, non-finite number, class instance), or null. */
-export function findNonJson(v: unknown, path: string, depth = 0): string | null {
+function findNonJson(v: unknown, path: string, depth = 0): string | null {
   if (depth > 64) return `${path} (nested deeper than 64 levels)`;
   if (v === null || typeof v === 'string' || typeof v === 'boolean') return null;
   if (typeof v === 'number') return Number.isFinite(v) ? null : `${path} = ${v}`;
@@ -225,10 +225,10 @@ export function normalizeRewardValue(value: unknown, where = 'reward'): ScoredRe
 }
 
 /** Turn a caught failure into a failed item. */
-export function failureFromError(err: unknown): RewardItemResult {
-  if (err instanceof RewardTimeout) return { status: 'timeout', code: 'E_REWARD_TIMEOUT', message: err.message };
-  if (err instanceof InvalidReturn) return { status: 'invalid', code: 'E_REWARD_INVALID', message: err.message };
-  if (err instanceof UnknownDataSource) return { status: 'error', code: 'E_UNKNOWN_DATA_SOURCE', message: err.message };
+export function toRewardFailure(err: unknown): RewardItemResult {
+  if (err instanceof RewardTimeoutError) return { status: 'timeout', code: 'E_REWARD_TIMEOUT', message: err.message };
+  if (err instanceof RewardInvalidReturnError) return { status: 'invalid', code: 'E_REWARD_INVALID', message: err.message };
+  if (err instanceof UnknownDataSourceError) return { status: 'error', code: 'E_UNKNOWN_DATA_SOURCE', message: err.message };
   return { status: 'error', code: 'E_REWARD_THREW', message: failureMessage(err) };
 }
 
@@ -236,15 +236,15 @@ function failureMessage(err: unknown): string {
   return err instanceof Error ? `${err.name}: ${err.message}` : `threw ${String(err)}`;
 }
 
-/** @internal a timeout marker */
-export class RewardTimeout extends RewardError {}
-/** @internal an invalid-return marker */
-export class InvalidReturn extends RewardError {}
-/** @internal no reward registered for a data source */
-export class UnknownDataSource extends RewardError {}
+/** The reward call took longer than its `timeoutMs` (item status `timeout`). */
+export class RewardTimeoutError extends RewardError {}
+/** The reward returned something that is not a number / `{ score }` (item status `invalid`). */
+export class RewardInvalidReturnError extends RewardError {}
+/** No reward registered for the sample's `dataSource` (item code `E_UNKNOWN_DATA_SOURCE`). */
+export class UnknownDataSourceError extends RewardError {}
 
 /** Run `fn` with a timeout (0 = none) and an optional outer cancel signal; the signal given to `fn` aborts on either. */
-export async function withTimeout<T>(
+async function withTimeout<T>(
   fn: (signal: AbortSignal) => T | Promise<T>,
   timeoutMs: number,
   what: string,
@@ -260,7 +260,7 @@ export async function withTimeout<T>(
     const stop = new Promise<never>((_, rej) => {
       if (timeoutMs > 0) {
         timer = setTimeout(() => {
-          const err = new RewardTimeout(`${what} timed out after ${timeoutMs} ms`);
+          const err = new RewardTimeoutError(`${what} timed out after ${timeoutMs} ms`);
           rej(err);
           ctl.abort(err);
         }, timeoutMs);
@@ -301,7 +301,7 @@ function checkTimeout(t: number | undefined): number {
   return v;
 }
 
-async function limited<T>(limiter: Limiter | undefined, fn: () => Promise<T>): Promise<T> {
+async function limited<T>(limiter: RewardLimiter | undefined, fn: () => Promise<T>): Promise<T> {
   if (!limiter) return fn();
   const release = await limiter.acquire();
   try {
@@ -339,14 +339,14 @@ export function defineReward(fn: RewardFn | RewardHook, options?: DefineRewardOp
   if (isRewardHook(fn)) return fn;
   if (typeof fn !== 'function') throw new ConfigError(`defineReward expects a function, got ${describeType(fn)}`, 'fn');
   const name = nameOf(fn, options);
-  const runOne = async (input: RewardInput, opts: RunOptions | undefined, where: string): Promise<ScoredReward> => {
+  const runOne = async (input: RewardInput, opts: RewardRunOptions | undefined, where: string): Promise<ScoredReward> => {
     const timeoutMs = checkTimeout(opts?.timeoutMs);
     return limited(opts?.limiter, async () => {
       const value = await withTimeout((signal) => fn({ ...input, signal }), timeoutMs, `reward "${name}" on ${where}`, opts?.signal);
       try {
         return normalizeRewardValue(value, `reward "${name}" on ${where}`);
       } catch (e) {
-        throw new InvalidReturn((e as Error).message, where);
+        throw new RewardInvalidReturnError((e as Error).message, where);
       }
     });
   };
@@ -359,13 +359,13 @@ export function defineReward(fn: RewardFn | RewardHook, options?: DefineRewardOp
       }),
     scoreBatch: async (inputs, opts) => {
       const fan = fanOut(opts?.signal);
-      const itemOpts: RunOptions = { ...opts, signal: fan.signal };
+      const itemOpts: RewardRunOptions = { ...opts, signal: fan.signal };
       try {
         return await Promise.all(
           inputs.map((input) =>
             runOne(input, itemOpts, 'a sample').then(
               (r): RewardItemResult => ({ status: 'ok', ...r }),
-              failureFromError,
+              toRewardFailure,
             ),
           ),
         );
@@ -384,7 +384,7 @@ export function defineReward(fn: RewardFn | RewardHook, options?: DefineRewardOp
 export function defineBatchReward(fn: BatchRewardFn, options?: DefineRewardOptions): RewardHook {
   if (typeof fn !== 'function') throw new ConfigError(`defineBatchReward expects a function, got ${describeType(fn)}`, 'fn');
   const name = nameOf(fn, options);
-  const scoreBatch = async (inputs: readonly RewardInput[], opts?: RunOptions): Promise<RewardItemResult[]> => {
+  const scoreBatch = async (inputs: readonly RewardInput[], opts?: RewardRunOptions): Promise<RewardItemResult[]> => {
     if (inputs.length === 0) return [];
     const timeoutMs = checkTimeout(opts?.timeoutMs);
     let values: (RewardValue | Error)[];
@@ -398,7 +398,7 @@ export function defineBatchReward(fn: BatchRewardFn, options?: DefineRewardOptio
         ),
       );
     } catch (e) {
-      const f = failureFromError(e);
+      const f = toRewardFailure(e);
       return inputs.map(() => f);
     }
     if (!Array.isArray(values) || values.length !== inputs.length) {
@@ -408,7 +408,7 @@ export function defineBatchReward(fn: BatchRewardFn, options?: DefineRewardOptio
       return inputs.map((): RewardItemResult => ({ status: 'invalid', code: 'E_REWARD_BATCH_LENGTH', message }));
     }
     return values.map((v, i): RewardItemResult => {
-      if (v instanceof Error) return failureFromError(v);
+      if (v instanceof Error) return toRewardFailure(v);
       try {
         return { status: 'ok', ...normalizeRewardValue(v, `batch reward "${name}" on item ${i} of its call`) };
       } catch (e) {

@@ -8,14 +8,14 @@
 import { ConfigError } from '../errors.js';
 import {
   REWARD_HOOK_BRAND,
-  UnknownDataSource,
+  UnknownDataSourceError,
   defineReward,
-  failureFromError,
+  toRewardFailure,
   type RewardFn,
   type RewardHook,
   type RewardInput,
   type RewardItemResult,
-  type RunOptions,
+  type RewardRunOptions,
   type ScoredReward,
 } from './hooks.js';
 import { mathDapoReward } from './mathDapo.js';
@@ -66,7 +66,7 @@ export function createRewardRegistry(
   };
   const describe = (): string[] => [...exact.keys(), ...rules.map((r) => r.label), ...(fallback ? ['<fallback>'] : [])];
   const unknown = (ds: string) =>
-    new UnknownDataSource(
+    new UnknownDataSourceError(
       `no reward registered for data_source ${JSON.stringify(ds)} in ${name}; registered: ${describe().join(', ') || 'none'}`,
       'dataSource',
     );
@@ -94,18 +94,18 @@ export function createRewardRegistry(
     },
     resolve,
     describe,
-    async score(input: RewardInput, opts?: RunOptions): Promise<ScoredReward> {
+    async score(input: RewardInput, opts?: RewardRunOptions): Promise<ScoredReward> {
       const hook = resolve(input.dataSource);
       if (!hook) throw unknown(input.dataSource);
       return hook.score(input, opts);
     },
-    async scoreBatch(inputs: readonly RewardInput[], opts?: RunOptions): Promise<RewardItemResult[]> {
+    async scoreBatch(inputs: readonly RewardInput[], opts?: RewardRunOptions): Promise<RewardItemResult[]> {
       const out: RewardItemResult[] = new Array(inputs.length);
       const groups = new Map<RewardHook, number[]>();
       inputs.forEach((input, i) => {
         const hook = resolve(input.dataSource);
         if (!hook) {
-          out[i] = failureFromError(unknown(input.dataSource));
+          out[i] = toRewardFailure(unknown(input.dataSource));
           return;
         }
         const g = groups.get(hook);

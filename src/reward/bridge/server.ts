@@ -9,7 +9,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { BridgeError, ConfigError } from '../../errors.js';
-import { Limiter, defineReward, type RewardFn, type RewardHook } from '../hooks.js';
+import { RewardLimiter, defineReward, type RewardFn, type RewardHook } from '../hooks.js';
 import {
   BRIDGE_PATHS,
   BRIDGE_PROTOCOL_VERSION,
@@ -58,7 +58,7 @@ export interface RewardServerStats {
 }
 
 /** Options of {@link RewardServer.close}. */
-export interface CloseOptions {
+export interface RewardServerCloseOptions {
   /** After this many ms, cut the connections still open; default `max(2 * timeoutMs, 10000)`. */
   graceMs?: number;
 }
@@ -79,7 +79,7 @@ export interface RewardServer {
    * Graceful shutdown: stop accepting connections, answer new requests on open connections with 503 `draining`, let
    * in-flight calls finish, then close. Resolves when everything is closed. Idempotent.
    */
-  close(options?: CloseOptions): Promise<void>;
+  close(options?: RewardServerCloseOptions): Promise<void>;
 }
 
 const MiB = 1024 * 1024;
@@ -116,7 +116,7 @@ export async function serveRewards(options: ServeRewardsOptions): Promise<Reward
   if (port > 65535) throw new ConfigError(`port must be <= 65535, got ${port}`, 'port');
   const timeoutMs = checkInt(options.timeoutMs ?? 30_000, 'timeoutMs', 0);
   const maxBodyBytes = checkInt(options.maxBodyBytes ?? 32 * MiB, 'maxBodyBytes', 1);
-  const limiter = new Limiter(checkInt(options.maxConcurrency ?? 64, 'maxConcurrency', 1, true));
+  const limiter = new RewardLimiter(checkInt(options.maxConcurrency ?? 64, 'maxConcurrency', 1, true));
   const token = options.token ?? null;
   if (token !== null && (typeof token !== 'string' || token.length === 0)) {
     throw new ConfigError('token must be a non-empty string (or null for none)', 'token');
@@ -320,7 +320,7 @@ export async function serveRewards(options: ServeRewardsOptions): Promise<Reward
     port: addr.port,
     server,
     stats: () => ({ ...stats }),
-    close(closeOptions?: CloseOptions): Promise<void> {
+    close(closeOptions?: RewardServerCloseOptions): Promise<void> {
       if (closing) return closing;
       draining = true;
       const graceMs = closeOptions?.graceMs ?? Math.max(2 * timeoutMs, 10_000);
