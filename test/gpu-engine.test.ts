@@ -145,6 +145,20 @@ describe.skipIf(!engine)(`WebGPU engine (${reasonText})`, () => {
     await expect(e.policyLossGpu('clip_cov', batch, {})).rejects.toThrow(/host array/);
   });
 
+  it('edge shapes: an all-masked batch, a 1×1 batch and an empty batch agree with the CPU reference', async () => {
+    const allMasked = hostBatch(3, 5, 12, true);
+    (allMasked.responseMask as Float32Array).fill(0);
+    const one = hostBatch(1, 1, 13, true);
+    (one.responseMask as Float32Array).fill(1);
+    const empty: EnginePolicyLossBatch = { oldLogProbs: [], logProbs: [], advantages: [], responseMask: [] };
+    for (const b of [allMasked, one, empty]) {
+      for (const [mode, cfg] of MODES.filter(([m]) => m !== 'eighty-twenty' || b !== empty)) {
+        const c = policyLoss(mode, cpuBatch(b), cfg);
+        sameResult(await e.policyLoss(mode, b, cfg), c, `edge ${mode}`);
+      }
+    }
+  });
+
   it('input validation: shapes, 0/1 masks, non-finite values at valid positions', async () => {
     const b = hostBatch(3, 8, 5, false);
     await expect(e.policyLoss('vanilla', { ...b, logProbs: new Float32Array(23) })).rejects.toBeInstanceOf(ShapeError);
