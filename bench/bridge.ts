@@ -90,7 +90,7 @@ print(json.dumps({"lat": lat, "results": results, "start": start, "end": end}))
 function runOne(cfg: Record<string, unknown>, env: Record<string, string>, timeoutMs: number) {
   return new Promise<{ lat: number[]; results: [string, string, number][]; start: number; end: number }>((ok, fail) => {
     const child = spawn('python3', ['-c', DRIVER, JSON.stringify(cfg)], {
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', ...env },
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', PYTHONDONTWRITEBYTECODE: '1', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';

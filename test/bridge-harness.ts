@@ -35,7 +35,7 @@ def emit(obj):
 export function runPython(script: string, env: Record<string, string>, timeoutMs = 60_000): Promise<PyRun> {
   return new Promise((resolvePromise, reject) => {
     const child = spawn('python3', ['-c', PY_PREAMBLE + script], {
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', PYTHONUNBUFFERED: '1', ...env },
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', PYTHONUNBUFFERED: '1', PYTHONDONTWRITEBYTECODE: '1', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
