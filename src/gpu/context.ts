@@ -19,27 +19,45 @@ export const PARAMS_BYTES = 80;
 
 /** The values of shaders/common.wgsl's `Params` block (unset fields are 0). */
 export interface KernelParams {
+  /** Tokens in this chunk (token pass) / rows in this chunk (row pass). */
   n?: number;
+  /** Global index of the chunk's first token / row. */
   base?: number;
+  /** Padded response length. */
   T?: number;
+  /** First partial-sum slot (token pass) / element shift of the binding window (row pass). */
   wgOffset?: number;
+  /** Workgroups along x of the 2D dispatch. */
   groupsX?: number;
+  /** Workgroups that carry work. */
   nwg?: number;
+  /** Rows of the whole batch. */
   B?: number;
+  /** 1 − ε_low. */
   lo?: number;
+  /** 1 + ε_high. */
   hi?: number;
+  /** Dual-clip constant. */
   c?: number;
+  /** Aggregation coefficient shared by every row (token-mean, sum-norm). */
   coef0?: number;
+  /** SAPO τ for A > 0. */
   tauPos?: number;
+  /** SAPO τ for A ≤ 0. */
   tauNeg?: number;
+  /** kl_cov's ppo_kl_coef. */
   klCoef?: number;
+  /** geo_mean's log-space lower bound ε_low. */
   epsLow?: number;
+  /** geo_mean's log-space upper bound ε_high. */
   epsHigh?: number;
 }
 
 /** A 2D grid covering `nwg` workgroups within the per-dimension limit. */
 export interface Grid {
+  /** Workgroups along x. */
   x: number;
+  /** Workgroups along y. */
   y: number;
 }
 

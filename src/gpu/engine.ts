@@ -74,12 +74,19 @@ export type EngineMatrix = MatrixInput | GPUBuffer;
  * with `STORAGE` usage and a size of at least `4·B·T` rounded up to 16 bytes. `shape` is then required.
  */
 export interface EnginePolicyLossBatch {
+  /** Behaviour-policy log-probs `[B][T]`. */
   oldLogProbs: EngineMatrix;
+  /** Current-policy log-probs `[B][T]` (the gradient is taken with respect to these). */
   logProbs: EngineMatrix;
+  /** Advantages `[B][T]`. */
   advantages: EngineMatrix;
+  /** 0/1 response mask `[B][T]`. */
   responseMask: EngineMatrix;
+  /** Rollout IS weights `[B][T]` (ignored by bypass_mode, which computes its own). */
   rolloutIsWeights?: EngineMatrix | null;
+  /** Per-token entropy `[B][T]` (eighty-twenty). */
   entropy?: EngineMatrix | null;
+  /** `[B, T]`; required for flat arrays and GPU buffers. */
   shape?: Shape2D;
   /**
    * Row lengths L_i = Σ_t m_it, when the caller knows them and the mask is a `GPUBuffer`: skips the row-length
@@ -234,16 +241,20 @@ function copyInto(g: Float64Array, into: Float32Array | undefined): Float32Array
 // ---------------------------------------------------------------------------------------------------------
 // WebGPU backend
 
-/** The kernel families of shaders/ and what the host does around them. */
-type Family = 'vanilla' | 'gspo' | 'sapo' | 'cispo' | 'gpg' | 'clip_cov' | 'kl_cov' | 'geo_mean' | 'agg';
+/** The kernel families: shaders/<family>.wgsl, each a `tok` function run by shaders/tokenpass.wgsl. */
+export type GpuKernelFamily = 'vanilla' | 'gspo' | 'sapo' | 'cispo' | 'gpg' | 'clip_cov' | 'kl_cov' | 'geo_mean' | 'agg';
+type Family = GpuKernelFamily;
 
-interface ModeSpec {
-  family: Family;
+/** How the WebGPU engine runs one loss mode. */
+export interface GpuModeSpec {
+  /** The kernel family (bypass_mode switches to `gpg` for its REINFORCE loss type). */
+  readonly family: GpuKernelFamily;
   /** Aggregation when config.lossAggMode is unset (verl's effective mode). */
-  defaultAgg: LossAggMode | 'row-mean';
-  /** Whether config.lossAggMode is ignored (geo_mean). */
-  fixedAgg?: boolean;
+  readonly defaultAgg: LossAggMode | 'row-mean';
+  /** Whether config.lossAggMode is ignored (geo_mean's plain row mean). */
+  readonly fixedAgg?: boolean;
 }
+type ModeSpec = GpuModeSpec;
 
 /** The loss modes with WebGPU kernels (user strategies run on the CPU reference). */
 export const GPU_LOSS_MODES: Readonly<Record<string, ModeSpec>> = {

@@ -17,6 +17,8 @@ export type {
   EngineGpuCallOptions,
   EnginePolicyLossGpuResult,
   EngineAggLossGpuResult,
+  GpuKernelFamily,
+  GpuModeSpec,
 } from './engine.js';
 export { GpuContext, WORKGROUP_SIZE, TOKENS_PER_WORKGROUP, PARAMS_BYTES } from './context.js';
 export type { KernelParams, Grid } from './context.js';
