@@ -43,14 +43,27 @@ export interface ActorLossConfig extends PolicyLossConfig {
 }
 
 /** verl's actor defaults (SPEC.md §15). */
-export const ACTOR_LOSS_DEFAULTS = {
+export const ACTOR_LOSS_DEFAULTS: {
+  /** `actor.entropy_coeff`. */
+  readonly entropyCoeff: number;
+  /** `actor.calculate_entropy`. */
+  readonly calculateEntropy: boolean;
+  /** `actor.use_kl_loss`. */
+  readonly useKlLoss: boolean;
+  /** `actor.kl_loss_coef`. */
+  readonly klLossCoef: number;
+  /** `actor.kl_loss_type`. */
+  readonly klLossType: KlKind;
+  /** `actor.loss_agg_mode`. */
+  readonly lossAggMode: LossAggMode;
+} = {
   entropyCoeff: 0,
   calculateEntropy: false,
   useKlLoss: false,
   klLossCoef: 0.001,
-  klLossType: 'low_var_kl' as KlKind,
-  lossAggMode: 'token-mean' as LossAggMode,
-} as const;
+  klLossType: 'low_var_kl',
+  lossAggMode: 'token-mean',
+};
 
 /** Result of {@link actorLoss}. */
 export interface ActorLossResult {

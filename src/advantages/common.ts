@@ -116,8 +116,16 @@ export function resolveAdvantageInputs(inputs: AdvantageInputs): ResolvedAdvanta
   };
 }
 
+/** Dense group ids: one per row, and the number of groups. */
+export interface DenseGroupIds {
+  /** Group of each row, 0..count-1. */
+  ids: Int32Array;
+  /** Number of distinct groups. */
+  count: number;
+}
+
 /** Map arbitrary group ids to dense integers 0..G-1 in order of first appearance (rows may be interleaved). */
-export function denseGroupIds(index: readonly (string | number)[]): { ids: Int32Array; count: number } {
+export function denseGroupIds(index: readonly (string | number)[]): DenseGroupIds {
   const map = new Map<string, number>();
   const ids = new Int32Array(index.length);
   for (let i = 0; i < index.length; i++) {

@@ -48,6 +48,16 @@ export function grpoEstimator(x: ResolvedAdvantageInputs, c: ResolvedAdvantageCo
   return outcome(out, x);
 }
 
+/** Per-group statistics in float32, indexed by dense group id. */
+export interface GroupStatsFloat32 {
+  /** Group mean (0 for a singleton). */
+  mean: Float32Array;
+  /** Group std (1 for a singleton). */
+  std: Float32Array;
+  /** Group size. */
+  count: Float32Array;
+}
+
 /**
  * Group mean and std as verl's `group_mean_std` computes them: float32 scores, float32 sums of s and s² in batch
  * order, var = (s2 − s1²/n)/max(n − 1, 1), std = sqrt(max(var, ε)); singletons get mean 0, std 1. Exported
@@ -58,7 +68,7 @@ export function groupMeanStdFloat32(
   groupIds: Int32Array,
   numGroups: number,
   eps: number,
-): { mean: Float32Array; std: Float32Array; count: Float32Array } {
+): GroupStatsFloat32 {
   const count = new Float32Array(numGroups);
   const s1 = new Float32Array(numGroups);
   const s2 = new Float32Array(numGroups);

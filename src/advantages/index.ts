@@ -16,6 +16,8 @@ export {
 export type { RegisterAdvantageEstimatorOptions, GrpoAdvantagesOptions } from './registry.js';
 export { resolveAdvantageInputs, resolveAdvantageConfig, denseGroupIds, maskedWhiten } from './common.js';
 export { groupMeanStdFloat32, GROUP_EPSILON, OTB_EPSILON } from './estimators.js';
+export type { GroupStatsFloat32 } from './estimators.js';
+export type { DenseGroupIds } from './common.js';
 export type {
   AdvantageConfig,
   AdvantageEstimatorEntry,

@@ -58,16 +58,23 @@ export interface AdvantageConfig {
 export interface ResolvedAdvantageConfig {
   /** The ε the caller gave, or undefined (each estimator then uses its own default). */
   epsilon: number | undefined;
+  /** Divide by the group std (default true). */
   normAdvByStdInGrpo: boolean;
+  /** Discount γ (default 1.0). */
   gamma: number;
+  /** GAE λ (default 1.0). */
   lam: number;
+  /** GPG's f_norm (default 1.0). */
   fNorm: number;
+  /** Optimal-token-baseline zero-tail rule (default true). */
   handleZeroTail: boolean;
 }
 
 /** Validated inputs: row-major float64 `[B·T]` arrays (never written to) and dense group ids. */
 export interface ResolvedAdvantageInputs {
+  /** Number of rows (responses). */
   readonly B: number;
+  /** Padded response length. */
   readonly T: number;
   /** Token-level rewards, finite everywhere. */
   readonly rewards: Float64Array;
@@ -83,10 +90,15 @@ export interface ResolvedAdvantageInputs {
   readonly groupIds: Int32Array | null;
   /** Number of groups G (0 without `index`). */
   readonly numGroups: number;
+  /** Critic values `[B·T]`, or null. */
   readonly values: Float64Array | null;
+  /** Greedy-baseline rewards `[B]`, or null. */
   readonly rewardBaselines: Float64Array | null;
+  /** Old log-probs `[B·T]`, or null. */
   readonly oldLogProbs: Float64Array | null;
+  /** Σπ² per position `[B·T]`, or null. */
   readonly sumPiSquared: Float64Array | null;
+  /** Rollout IS weights `[B·T]`, or null. */
   readonly rolloutIsWeights: Float64Array | null;
 }
 

@@ -40,8 +40,16 @@ function isNested3(x: LogitsInput): x is readonly (readonly (readonly number[])[
   return Array.isArray(x) && (x.length === 0 || Array.isArray(x[0]));
 }
 
+/** Logits in flat row-major form. */
+export interface FlatLogits {
+  /** `B·T·V` values (the caller's flat array itself when one was given; never written to). */
+  data: Float32Array | Float64Array | readonly number[];
+  /** `[B, T, V]`. */
+  shape: Shape3D;
+}
+
 /** Normalise logits to a flat row-major array and its `[B, T, V]` shape (ragged rows are a {@link ShapeError}). */
-export function toLogits(logits: LogitsInput, shape?: Shape3D): { data: Float32Array | Float64Array | readonly number[]; shape: Shape3D } {
+export function toLogits(logits: LogitsInput, shape?: Shape3D): FlatLogits {
   if (logits == null) throw new ShapeError('logits: missing', 'logits');
   if (isNested3(logits)) {
     const B = logits.length;
