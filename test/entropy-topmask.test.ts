@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, entropyTopMask, ValueError } from '../src/index.js';
+import { topEntropyMask } from '../src/gpu/selection.js';
 import { selectTopEntropy } from '../src/losses/eightyTwenty.js';
 
 describe('entropyTopMask (80/20 selection)', () => {
@@ -31,7 +32,7 @@ describe('entropyTopMask (80/20 selection)', () => {
     expect(() => entropyTopMask([[Number.NaN]], [[1]], 0.2)).toThrow(ValueError);
   });
 
-  it('the same rule as the eighty-twenty loss, and the selection is a true top-k', () => {
+  it('the same rule as the eighty-twenty loss (CPU and the WebGPU engine\'s host selection), and a true top-k', () => {
     fc.assert(
       fc.property(
         fc.integer({ min: 1, max: 6 }),
@@ -45,6 +46,7 @@ describe('entropyTopMask (80/20 selection)', () => {
           const m = Float64Array.from(ms.slice(0, n), (b) => (b ? 1 : 0));
           const top = entropyTopMask(h, m, ratio, [B, T]);
           expect(Array.from(top)).toEqual(Array.from(selectTopEntropy(h, m, ratio)));
+          expect(Array.from(top)).toEqual(Array.from(topEntropyMask(h, m, n, ratio)));
           let minSel = Infinity;
           let maxUnsel = -Infinity;
           for (let k = 0; k < n; k++) {
