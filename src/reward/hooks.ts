@@ -6,7 +6,6 @@
  *
  * @module
  */
-import { setMaxListeners } from 'node:events';
 import { ConfigError, RewardError } from '../errors.js';
 
 /** A JSON value: what crosses the bridge and what `groundTruth`, `extraInfo` and extras may hold. */
@@ -281,6 +280,11 @@ async function withTimeout<T>(
   }
 }
 
+/** Node's `events` module when running in Node (for `setMaxListeners`); undefined in browsers, which do not warn. */
+const nodeEvents = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process?.getBuiltinModule?.(
+  'node:events',
+) as typeof import('node:events') | undefined;
+
 /**
  * One child signal per batch that follows `outer`, so a batch of N items adds one listener to the caller's signal,
  * not N (node warns past 10). Call `dispose` when the batch is done.
@@ -288,7 +292,7 @@ async function withTimeout<T>(
 function fanOut(outer: AbortSignal | undefined): { signal: AbortSignal | undefined; dispose: () => void } {
   if (!outer) return { signal: undefined, dispose: () => undefined };
   const ctl = new AbortController();
-  setMaxListeners(0, ctl.signal);
+  nodeEvents?.setMaxListeners(0, ctl.signal);
   if (outer.aborted) ctl.abort(outer.reason);
   const on = () => ctl.abort(outer.reason);
   outer.addEventListener('abort', on, { once: true });
