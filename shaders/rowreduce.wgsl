@@ -1,9 +1,10 @@
 // Segmented per-row reductions: one workgroup per row (2D dispatch beyond 65535 rows), the 64 invocations
 // stride over the row's T columns. Scalar loads, because rows start at any offset. P.wgOffset is the element
 // shift of this chunk's bindings (binding offsets are aligned down to 256 bytes).
-//   MODE 0: ROWS[i] = (0, 0, L_i, 0)                                   row lengths of a GPU-resident mask
-//   MODE 1: ROWS[i] = (Σ_t d·m / max(L_i, 1), 0, L_i, 0)              gspo's sequence log-ratio (d unclamped)
-//   MODE 2: ROWS[i] = (ℓ_i / ((L_i + 1e-8)·B), ℓ_i / B, L_i, 0)      geo_mean, ℓ_i = −Â_i·ρ_i·gw_i
+// It writes ROWS[i].xyz; .w holds the aggregation coefficient the host uploaded (read by the token pass).
+//   MODE 0: ROWS[i].xyz = (0, 0, L_i)                                   row lengths of a GPU-resident mask
+//   MODE 1: ROWS[i].xyz = (Σ_t d·m / max(L_i, 1), 0, L_i)              gspo's sequence log-ratio (d unclamped)
+//   MODE 2: ROWS[i].xyz = (ℓ_i / ((L_i + 1e-8)·B), ℓ_i / B, L_i)      geo_mean, ℓ_i = −Â_i·ρ_i·gw_i
 
 override MODE: u32 = 0u;
 override HAS_W: bool = false;
@@ -46,7 +47,7 @@ fn main(ri: RIn, @builtin(workgroup_id) wid: vec3u) {
   if (wg < P.nwg && ri.lid == 0u) {
     let s = r.a;
     let L = s.w;
-    var out = vec4f(0.0, 0.0, L, 0.0);
+    var out = vec3f(0.0, 0.0, L);
     if (MODE == 1u) {
       out.x = s.x / max(L, 1.0);
     } else if (MODE == 2u) {
@@ -60,6 +61,9 @@ fn main(ri: RIn, @builtin(workgroup_id) wid: vec3u) {
       out.x = li / (Lp * b);
       out.y = li / b;
     }
-    ROWS[P.base + wg] = out;
+    let i = P.base + wg;
+    ROWS[i].x = out.x;
+    ROWS[i].y = out.y;
+    ROWS[i].z = out.z;
   }
 }

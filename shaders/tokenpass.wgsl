@@ -5,23 +5,24 @@
 //   PART[2s+1] = (Σ [non-finite input at a valid position], 0, 0, 0)
 // The host adds the slots in float64 (the valid-token count comes from the host's row lengths).
 
-override HAS_W: bool = false;     // W multiplies ℓ and ∂ℓ/∂lp (rollout IS weights, clip_cov's corr)
-override HAS_SEL: bool = false;   // SEL is read and passed to `tok` (kl_cov's KL selection)
-override SEL_AGG: bool = false;   // SEL also multiplies the aggregation mask (eighty-twenty)
-override PER_ROW: bool = false;   // the aggregation coefficient comes from COEF[row] (seq-mean-* modes)
-override NEED_ROW: bool = false;  // `tok` reads a per-row value ROWS[row].x (gspo, geo_mean)
+override HAS_W: bool = false;     // AUX carries weights w ≥ 0 multiplying ℓ and ∂ℓ/∂lp (IS weights, clip_cov's corr)
+override HAS_SEL: bool = false;   // AUX's sign carries a 0/1 selection passed to `tok` (kl_cov's KL term)
+override SEL_AGG: bool = false;   // the selection also multiplies the aggregation mask (eighty-twenty)
+override PER_ROW: bool = false;   // the aggregation coefficient is ROWS[row].w (seq-mean-* modes)
+override NEED_ROW: bool = false;  // `tok` reads the per-row value ROWS[row].x (gspo, geo_mean)
 
+// Eight storage bindings (WebGPU's default limit). AUX packs weight and selection in one float, the
+// selection in the sign bit (so −0.0 is an unselected zero weight): HAS_W only: w; HAS_SEL only: +1 / −1;
+// both: +w selected, −w not.
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> OLP: array<vec4f>;
 @group(0) @binding(2) var<storage, read> LP: array<vec4f>;
 @group(0) @binding(3) var<storage, read> ADV: array<vec4f>;
 @group(0) @binding(4) var<storage, read> MASK: array<vec4f>;
-@group(0) @binding(5) var<storage, read> W: array<vec4f>;
-@group(0) @binding(6) var<storage, read> SEL: array<vec4f>;
-@group(0) @binding(7) var<storage, read> COEF: array<f32>;
-@group(0) @binding(8) var<storage, read> ROWS: array<vec4f>;
-@group(0) @binding(9) var<storage, read_write> GRAD: array<vec4f>;
-@group(0) @binding(10) var<storage, read_write> PART: array<vec4f>;
+@group(0) @binding(5) var<storage, read> AUX: array<vec4f>;
+@group(0) @binding(6) var<storage, read> ROWS: array<vec4f>;
+@group(0) @binding(7) var<storage, read_write> GRAD: array<vec4f>;
+@group(0) @binding(8) var<storage, read_write> PART: array<vec4f>;
 
 @compute @workgroup_size(WG)
 fn main(ri: RIn, @builtin(workgroup_id) wid: vec3u) {
@@ -46,25 +47,37 @@ fn main(ri: RIn, @builtin(workgroup_id) wid: vec3u) {
         var rv = vec4f(0.0);
         if (PER_ROW || NEED_ROW) {
           let row = min((k + vec4u(P.base)) / vec4u(P.T), vec4u(P.B - 1u));
+          let r0 = ROWS[row.x];
+          let r1 = ROWS[row.y];
+          let r2 = ROWS[row.z];
+          let r3 = ROWS[row.w];
           if (PER_ROW) {
-            coef = vec4f(COEF[row.x], COEF[row.y], COEF[row.z], COEF[row.w]);
+            coef = vec4f(r0.w, r1.w, r2.w, r3.w);
           }
           if (NEED_ROW) {
-            rv = vec4f(ROWS[row.x].x, ROWS[row.y].x, ROWS[row.z].x, ROWS[row.w].x);
+            rv = vec4f(r0.x, r1.x, r2.x, r3.x);
           }
         }
         var w = vec4f(1.0);
-        var fin = o + l + a;
-        if (HAS_W) {
-          w = W[v];
-          fin += w;
-        }
         var sel = vec4f(1.0);
+        var fin = o + l + a;
         var am = m;
-        if (HAS_SEL) {
-          sel = SEL[v];
-          if (SEL_AGG) {
-            am = m & (sel != vec4f(0.0));
+        if (HAS_W || HAS_SEL) {
+          let x = AUX[v];
+          if (HAS_SEL) {
+            let on = (bitcast<vec4u>(x) & vec4u(0x80000000u)) == vec4u(0u);
+            sel = b2f(on);
+            if (HAS_W) {
+              w = abs(x);
+            }
+            if (SEL_AGG) {
+              am = m & on;
+            }
+          } else {
+            w = x;
+          }
+          if (HAS_W) {
+            fin += w;
           }
         }
         let t = tok(o, l, a, rv, sel);

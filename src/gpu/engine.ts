@@ -435,7 +435,7 @@ class WebGpuEngine implements Engine {
   private encodeTokenPass(
     enc: GPUCommandEncoder,
     pipe: GPUComputePipeline,
-    b: { olp: GPUBuffer; lp: GPUBuffer; adv: GPUBuffer; mask: GPUBuffer; w: GPUBuffer | null; sel: GPUBuffer | null; coef: GPUBuffer | null; rows: GPUBuffer | null; grad: GPUBuffer },
+    b: { olp: GPUBuffer; lp: GPUBuffer; adv: GPUBuffer; mask: GPUBuffer; aux: GPUBuffer | null; rows: GPUBuffer | null; grad: GPUBuffer },
     part: GPUBuffer,
     n: number,
     p: KernelParams,
@@ -458,12 +458,10 @@ class WebGpuEngine implements Engine {
           { binding: 2, resource: win(b.lp) },
           { binding: 3, resource: win(b.adv) },
           { binding: 4, resource: win(b.mask) },
-          { binding: 5, resource: b.w ? win(b.w) : { buffer: this.gpu.dummy } },
-          { binding: 6, resource: b.sel ? win(b.sel) : { buffer: this.gpu.dummy } },
-          { binding: 7, resource: { buffer: b.coef ?? this.gpu.dummy } },
-          { binding: 8, resource: { buffer: b.rows ?? this.gpu.dummy } },
-          { binding: 9, resource: win(b.grad) },
-          { binding: 10, resource: { buffer: part } },
+          { binding: 5, resource: b.aux ? win(b.aux) : { buffer: this.gpu.dummy } },
+          { binding: 6, resource: { buffer: b.rows ?? this.gpu.dummy } },
+          { binding: 7, resource: win(b.grad) },
+          { binding: 8, resource: { buffer: part } },
         ],
       });
       const pass = enc.beginComputePass();
@@ -656,24 +654,39 @@ class WebGpuEngine implements Engine {
       const bAdv = this.bind(adv, temps);
       const bMask = this.bind(mask, temps);
       const isGeo = family === 'geo_mean';
+      // Weights (IS weights, clip_cov's corr) and kl_cov / eighty-twenty's selection share one AUX input.
       let bW: GPUBuffer | null = null;
       if (wHost) {
         bW = this.gpu.upload(wHost);
         temps.push(bW);
       } else if (w) bW = this.bind(w, temps);
-      let bSel: GPUBuffer | null = null;
+      const hasW = bW !== null;
+      let bAux: GPUBuffer | null = isGeo ? null : bW;
       if (sel) {
-        bSel = this.gpu.upload(sel);
-        temps.push(bSel);
+        const aux = new Float32Array(n);
+        const wv: Float32Array | null = wHost ?? (w && 'host' in w ? w.host : null);
+        if (hasW && !wv) throw new ConfigError(`${lossMode}: rolloutIsWeights must be a host array (its selection step runs on the CPU)`, 'rolloutIsWeights');
+        for (let k = 0; k < n; k++) {
+          const on = (sel[k] as number) !== 0;
+          if (wv) {
+            const x = wv[k] as number;
+            if (x < 0) throw new ValueError(`rolloutIsWeights: must be >= 0 with ${lossMode}, got ${x} at [${Math.floor(k / T)}, ${k % T}]`, 'rolloutIsWeights');
+            aux[k] = on ? x : -x;
+          } else aux[k] = on ? 1 : -1;
+        }
+        bAux = this.gpu.upload(aux);
+        temps.push(bAux);
       }
-      let bCoef: GPUBuffer | null = null;
-      if (perRow && coef) {
-        bCoef = this.gpu.upload(Float32Array.from(coef));
-        temps.push(bCoef);
-      }
+      // Per-row data: x, y, z written by the row pass, w = the aggregation coefficient (from the host).
       const needRows = family === 'gspo' || isGeo;
-      const bRows = needRows ? this.gpu.output(Math.max(B, 1) * 16, 'lumirag-rows') : null;
-      if (bRows) temps.push(bRows);
+      let bRows: GPUBuffer | null = null;
+      if (needRows || perRow) {
+        const rows = new Float32Array(4 * Math.max(B, 1));
+        if (perRow && coef) for (let i = 0; i < B; i++) rows[4 * i + 3] = coef[i] as number;
+        bRows = this.gpu.pool.acquire(BufferUsage.STORAGE | BufferUsage.COPY_DST | BufferUsage.COPY_SRC, rows.byteLength, 'lumirag-rows');
+        this.gpu.device.queue.writeBuffer(bRows, 0, rows.buffer, 0, rows.byteLength);
+        temps.push(bRows);
+      }
 
       // Gradient target.
       let bGrad: GPUBuffer;
@@ -707,8 +720,8 @@ class WebGpuEngine implements Engine {
         epsHigh: cfg.clipRatioHigh,
       };
       const tokenConsts: PipelineConstants = {
-        HAS_W: bW !== null && !isGeo,
-        HAS_SEL: bSel !== null,
+        HAS_W: hasW && !isGeo,
+        HAS_SEL: sel !== null,
         SEL_AGG: lossMode === 'eighty-twenty',
         PER_ROW: perRow,
         NEED_ROW: needRows,
@@ -720,7 +733,7 @@ class WebGpuEngine implements Engine {
       this.gpu.checkAlive();
       const enc = this.gpu.device.createCommandEncoder();
       if (rowPipe && bRows) this.encodeRowPass(enc, rowPipe, { olp: bOlp, lp: bLp, adv: bAdv, mask: bMask, w: bW }, bRows, B, T, params, temps);
-      this.encodeTokenPass(enc, tokPipe, { olp: bOlp, lp: bLp, adv: bAdv, mask: bMask, w: isGeo ? null : bW, sel: bSel, coef: bCoef, rows: bRows, grad: bGrad }, bPart, n, params, temps);
+      this.encodeTokenPass(enc, tokPipe, { olp: bOlp, lp: bLp, adv: bAdv, mask: bMask, aux: bAux, rows: bRows, grad: bGrad }, bPart, n, params, temps);
       const regions: { buffer: GPUBuffer; bytes: number; into?: Float32Array }[] = [{ buffer: bPart, bytes: slots * 32 }];
       if (isGeo && bRows) regions.push({ buffer: bRows, bytes: B * 16 });
       let gradArr: Float32Array | null = null;
@@ -837,10 +850,12 @@ class WebGpuEngine implements Engine {
       const perRow = mode === 'seq-mean-token-sum' || mode === 'seq-mean-token-mean';
       const bL = this.bind(l, temps);
       const bM = this.bind(m, temps);
-      let bCoef: GPUBuffer | null = null;
+      let bRows: GPUBuffer | null = null;
       if (perRow) {
-        bCoef = this.gpu.upload(Float32Array.from(coef));
-        temps.push(bCoef);
+        const rows = new Float32Array(4 * Math.max(B, 1));
+        for (let i = 0; i < B; i++) rows[4 * i + 3] = coef[i] as number;
+        bRows = this.gpu.upload(rows);
+        temps.push(bRows);
       }
       let bGrad: GPUBuffer;
       if (toBuffer && gradBuffer) {
@@ -861,7 +876,7 @@ class WebGpuEngine implements Engine {
       temps.push(bPart);
       const pipe = await this.tokenPipeline('agg', { HAS_W: false, HAS_SEL: false, SEL_AGG: false, PER_ROW: perRow, NEED_ROW: false });
       const enc = this.gpu.device.createCommandEncoder();
-      this.encodeTokenPass(enc, pipe, { olp: bL, lp: bL, adv: bL, mask: bM, w: null, sel: null, coef: bCoef, rows: null, grad: bGrad }, bPart, n, { T, B, coef0: perRow ? 1 : (coef[0] ?? 0) }, temps);
+      this.encodeTokenPass(enc, pipe, { olp: bL, lp: bL, adv: bL, mask: bM, aux: null, rows: bRows, grad: bGrad }, bPart, n, { T, B, coef0: perRow ? 1 : (coef[0] ?? 0) }, temps);
       const regions: { buffer: GPUBuffer; bytes: number; into?: Float32Array }[] = [{ buffer: bPart, bytes: slots * 32 }];
       let gradArr: Float32Array | null = null;
       if (!toBuffer) {
