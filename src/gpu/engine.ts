@@ -294,6 +294,43 @@ class WebGpuEngine implements Engine {
     this.gpu.destroy();
   }
 
+  private tail: Promise<unknown> = Promise.resolve();
+
+  /**
+   * Calls on one engine run one at a time (they share the pool's scratch and the device's error scopes),
+   * each inside validation and out-of-memory error scopes: a WebGPU error becomes a {@link GpuError}.
+   */
+  private serial<T>(f: () => Promise<T>): Promise<T> {
+    const run = async (): Promise<T> => {
+      this.gpu.checkAlive();
+      const dev = this.gpu.device;
+      dev.pushErrorScope('out-of-memory');
+      dev.pushErrorScope('validation');
+      let value: T | undefined;
+      let failure: unknown = null;
+      try {
+        value = await f();
+      } catch (err) {
+        failure = err;
+      }
+      const errors: string[] = [];
+      for (const kind of ['validation', 'out-of-memory']) {
+        try {
+          const e = await dev.popErrorScope();
+          if (e) errors.push(`${kind}: ${e.message}`);
+        } catch {
+          // a lost device has no scopes left; the loss itself is reported below
+        }
+      }
+      if (failure) throw failure;
+      if (errors.length > 0) throw new GpuError(`WebGPU reported an error: ${errors.join('; ')}`);
+      return value as T;
+    };
+    const p = this.tail.then(run, run);
+    this.tail = p.catch(() => undefined);
+    return p;
+  }
+
   // --- inputs ----------------------------------------------------------------------------------------
 
   private shapeOf(fields: (EngineMatrix | null | undefined)[], shape: Shape2D | undefined, maskName: string): Shape2D {
@@ -527,7 +564,7 @@ class WebGpuEngine implements Engine {
       const r = await new CpuEngine('fallback').policyLoss(lossMode, batch, config, options);
       return { ...r, grad: r.grad instanceof Float64Array ? Float32Array.from(r.grad) : r.grad };
     }
-    const r = await this.runPolicy(lossMode, batch, config, false, options.gradInto, undefined);
+    const r = await this.serial(() => this.runPolicy(lossMode, batch, config, false, options.gradInto, undefined));
     return { loss: r.loss, grad: r.grad as Float32Array, metrics: r.metrics };
   }
 
@@ -536,7 +573,7 @@ class WebGpuEngine implements Engine {
       getPolicyLoss(lossMode);
       throw new ConfigError(`lossMode ${JSON.stringify(lossMode)} has no WebGPU kernel; use policyLoss`, 'lossMode');
     }
-    const r = await this.runPolicy(lossMode, batch, config, true, undefined, options.gradBuffer);
+    const r = await this.serial(() => this.runPolicy(lossMode, batch, config, true, undefined, options.gradBuffer));
     return { loss: r.loss, gradBuffer: r.gradBuffer as GPUBuffer, metrics: r.metrics };
   }
 
@@ -812,12 +849,12 @@ class WebGpuEngine implements Engine {
   }
 
   async aggLoss(lossMat: EngineMatrix, mask: EngineMatrix, lossAggMode: LossAggMode, gbi: GlobalBatchInfo = {}, shape?: Shape2D, options: EngineCallOptions = {}): Promise<EngineAggLossResult> {
-    const r = await this.runAgg(lossMat, mask, lossAggMode, gbi, shape, false, options.gradInto, undefined);
+    const r = await this.serial(() => this.runAgg(lossMat, mask, lossAggMode, gbi, shape, false, options.gradInto, undefined));
     return { loss: r.loss, grad: r.grad as Float32Array };
   }
 
   async aggLossGpu(lossMat: EngineMatrix, mask: EngineMatrix, lossAggMode: LossAggMode, gbi: GlobalBatchInfo = {}, shape?: Shape2D, options: EngineGpuCallOptions = {}): Promise<EngineAggLossGpuResult> {
-    const r = await this.runAgg(lossMat, mask, lossAggMode, gbi, shape, true, undefined, options.gradBuffer);
+    const r = await this.serial(() => this.runAgg(lossMat, mask, lossAggMode, gbi, shape, true, undefined, options.gradBuffer));
     return { loss: r.loss, gradBuffer: r.gradBuffer as GPUBuffer };
   }
 
