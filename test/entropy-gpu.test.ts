@@ -4,7 +4,7 @@
  * Without an adapter the suite is skipped with the reason (LUMIRAG_REQUIRE_GPU=1 fails instead).
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { entropyFromLogits, entropyFromLogitsGpu } from '../src/index.js';
+import { ConfigError, entropyFromLogits, entropyFromLogitsGpu, entropyFromLogitsGpuBuffer, ShapeError } from '../src/index.js';
 import { expectArrayClose, flat, GPU_TOL, loadFixture } from './helpers/fixtures.js';
 import { getTestEngine } from './helpers/gpu.js';
 
@@ -55,6 +55,56 @@ describe.skipIf(!engine)(`entropy on WebGPU (${reason})`, () => {
       expectArrayClose(r.entropy, flat(c.expected.entropy), GPU_TOL, `${c.id} entropy`);
     });
   }
+
+  /** Upload float32 values to a new STORAGE buffer (as a model's logits would already be on the GPU). */
+  function gpuBuffer(data: Float32Array): GPUBuffer {
+    const dev = engine!.gpu!.device;
+    const buf = dev.createBuffer({ size: Math.ceil((data.byteLength || 4) / 16) * 16, usage: 0x80 | 0x08 | 0x04 });
+    dev.queue.writeBuffer(buf, 0, data.buffer, data.byteOffset, data.byteLength);
+    return buf;
+  }
+
+  async function readBuffer(buf: GPUBuffer, n: number): Promise<Float32Array> {
+    const dev = engine!.gpu!.device;
+    const staging = dev.createBuffer({ size: Math.ceil((n * 4) / 16) * 16, usage: 0x01 | 0x08 });
+    const enc = dev.createCommandEncoder();
+    enc.copyBufferToBuffer(buf, 0, staging, 0, staging.size);
+    dev.queue.submit([enc.finish()]);
+    await staging.mapAsync(0x01);
+    const out = new Float32Array(staging.getMappedRange()).slice(0, n);
+    staging.destroy();
+    return out;
+  }
+
+  it('GPU-resident logits in, GPU-resident entropy out (fixture ent006, V = 1000)', async () => {
+    const inp = fx.inputs.ent006 as EntInput;
+    const exp = flat(cases.find((c) => c.input_id === 'ent006')?.expected.entropy);
+    const logitsBuf = gpuBuffer(Float32Array.from(flat(inp.logits)));
+    try {
+      const host = await entropyFromLogitsGpu(engine!, logitsBuf, inp.shape);
+      expectArrayClose(host.entropy, exp, GPU_TOL, 'GPU buffer in');
+      const { entropyBuffer } = await entropyFromLogitsGpuBuffer(engine!, logitsBuf, inp.shape);
+      expectArrayClose(await readBuffer(entropyBuffer, exp.length), exp, GPU_TOL, 'GPU buffer out');
+      entropyBuffer.destroy();
+      await expect(entropyFromLogitsGpu(engine!, logitsBuf)).rejects.toThrow(ShapeError);
+      await expect(entropyFromLogitsGpuBuffer({ gpu: null }, logitsBuf, inp.shape)).rejects.toThrow(ConfigError);
+    } finally {
+      logitsBuf.destroy();
+    }
+  });
+
+  it('a GPU buffer larger than one storage binding is read in aligned windows (V = 152,064, 300 positions)', async () => {
+    const V = 152064;
+    const z = qwenLogits(300, V, 5);
+    const buf = gpuBuffer(z);
+    try {
+      const gpu = await entropyFromLogitsGpu(engine!, buf, [3, 100, V]);
+      const cpu = entropyFromLogits(z, [3, 100, V]);
+      expectArrayClose(gpu.entropy, cpu.entropy, GPU_TOL, 'windows');
+    } finally {
+      buf.destroy();
+    }
+  }, 30_000);
 
   it('odd V (scalar path) and temperature agree with the CPU reference', async () => {
     const z = qwenLogits(40, 1001, 3);

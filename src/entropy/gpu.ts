@@ -10,7 +10,7 @@ import { BufferUsage, roundUp } from '../gpu/buffers.js';
 import type { Engine } from '../gpu/engine.js';
 import { type LogitsInput, type Shape3D, entropyFromLogits, toLogits } from './entropy.js';
 
-/** Options of {@link entropyFromLogitsGpu}. */
+/** Options of {@link entropyFromLogitsGpu} and {@link entropyFromLogitsGpuBuffer}. */
 export interface EntropyGpuOptions {
   /** Divide the logits by this rollout temperature first (default 1). */
   temperature?: number;
@@ -24,6 +24,20 @@ export interface EntropyGpuResult {
   backend: 'webgpu' | 'cpu';
 }
 
+/** Result of {@link entropyFromLogitsGpuBuffer}. */
+export interface EntropyGpuBufferResult {
+  /**
+   * H at each position as `B·T` float32 on the GPU (`STORAGE | COPY_SRC`, size ≥ 4·B·T rounded up to 16 bytes):
+   * it can be passed as `entropy` to `engine.policyLossGpu('eighty-twenty', …)`. The caller owns it (`destroy()`).
+   */
+  entropyBuffer: GPUBuffer;
+}
+
+type Gpu = NonNullable<Engine['gpu']>;
+
+/** Logits for the kernel: host values (uploaded chunk by chunk) or a caller's GPU buffer (bound in windows). */
+type LogitsSource = { host: ArrayLike<number> } | { buffer: GPUBuffer };
+
 /** Running estimate of the kernel's ns per logit, to sleep before the readback (Dawn busy-polls while mapping). */
 let nsPerLogit = 2;
 
@@ -31,66 +45,102 @@ function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-function scratchF32(gpu: NonNullable<Engine['gpu']>, src: ArrayLike<number>, from: number, n: number): { data: Float32Array; scratch: boolean } {
+function gcd(a: number, b: number): number {
+  return b === 0 ? a : gcd(b, a % b);
+}
+
+function isGpuBuffer(x: unknown): x is GPUBuffer {
+  return typeof x === 'object' && x !== null && typeof (x as GPUBuffer).mapAsync === 'function' && typeof (x as GPUBuffer).size === 'number';
+}
+
+function scratchF32(gpu: Gpu, src: ArrayLike<number>, from: number, n: number): { data: Float32Array; scratch: boolean } {
   if (src instanceof Float32Array) return { data: src.subarray(from, from + n), scratch: false };
   const a = gpu.pool.acquireHost(n);
   for (let k = 0; k < n; k++) a[k] = src[from + k] as number;
   return { data: a, scratch: true };
 }
 
-/**
- * verl's `entropy_from_logits` on WebGPU (float32, online log-sum-exp; softmax is never written to memory).
- * Batches larger than one storage binding run as several dispatches over chunks of positions.
- *
- * @param engine - an engine (or anything with `gpu`); with `gpu === null` the float64 CPU reference runs
- * @param logits - `[B][T][V]`, nested or flat (a `Float32Array` is uploaded without conversion)
- * @param shape - `[B, T, V]` for flat logits
- */
-export async function entropyFromLogitsGpu(
-  engine: Pick<Engine, 'gpu'>,
-  logits: LogitsInput,
-  shape?: Shape3D,
-  options: EntropyGpuOptions = {},
-): Promise<EntropyGpuResult> {
-  const gpu = engine.gpu;
-  if (!gpu) return { entropy: entropyFromLogits(logits, shape, { temperature: options.temperature }).entropy, backend: 'cpu' };
+function temperatureOf(options: EntropyGpuOptions): number {
   const t = options.temperature ?? 1;
   if (typeof t !== 'number' || !Number.isFinite(t) || t <= 0) throw new ConfigError(`temperature must be a finite number > 0, got ${String(t)}`, 'temperature');
-  const { data, shape: sh } = toLogits(logits, shape);
-  const [B, T, V] = sh;
+  return t;
+}
+
+function resolveSource(logits: LogitsInput | GPUBuffer, shape: Shape3D | undefined): { src: LogitsSource; shape: Shape3D } {
+  if (!isGpuBuffer(logits)) {
+    const r = toLogits(logits, shape);
+    return { src: { host: r.data }, shape: r.shape };
+  }
+  if (!shape) throw new ShapeError('logits: a GPU buffer needs a shape [B, T, V]', 'shape');
+  for (const d of shape) {
+    if (!Number.isInteger(d) || d < 0) throw new ShapeError(`logits: shape must be three non-negative integers, got [${shape.join(', ')}]`, 'shape');
+  }
+  if ((logits.usage & BufferUsage.STORAGE) === 0) throw new ConfigError('logits: a GPU buffer input needs STORAGE usage', 'logits');
+  const bytes = roundUp(shape[0] * shape[1] * shape[2] * 4, 16);
+  if (logits.size < bytes) {
+    throw new ShapeError(`logits: GPU buffer of ${logits.size} bytes is smaller than 4·B·T·V rounded up to 16 bytes (${bytes})`, 'logits');
+  }
+  return { src: { buffer: logits }, shape };
+}
+
+/**
+ * Run shaders/entropy.wgsl over every position; returns the pooled output buffer (`N` floats) after submitting.
+ * Positions are processed in chunks that fit one storage binding: host logits go through one pooled input
+ * buffer, chunk after chunk; a caller's buffer is bound in windows whose offsets respect
+ * `minStorageBufferOffsetAlignment`.
+ */
+async function dispatchEntropy(gpu: Gpu, src: LogitsSource, shape: Shape3D, temperature: number): Promise<GPUBuffer> {
+  const [B, T, V] = shape;
   const N = B * T;
-  if (N === 0) return { entropy: new Float32Array(0), backend: 'webgpu' };
   if (V === 0) throw new ShapeError('logits: the vocabulary dimension V is 0', 'logits');
   gpu.checkAlive();
-  const perChunk = Math.max(1, Math.floor(gpu.maxBindingFloats / V));
-  if (perChunk * V > gpu.maxBindingFloats) {
-    throw new ShapeError(`logits: one position (V = ${V}) exceeds the device's storage binding (${gpu.maxBindingFloats} floats)`, 'logits');
+  const alignFloats = Math.max(1, gpu.device.limits.minStorageBufferOffsetAlignment / 4);
+  const q = alignFloats / gcd(V, alignFloats);
+  const perChunk = Math.floor(gpu.maxBindingFloats / V / q) * q;
+  if (perChunk < 1) {
+    throw new ShapeError(`logits: V = ${V} is too large for the device's storage binding (${gpu.maxBindingFloats} floats)`, 'logits');
   }
   const vec4 = V % 4 === 0;
   const pipeline = await gpu.pipeline('entropy', gpu.source(['entropy']), { VEC4: vec4 });
   const layout = pipeline.getBindGroupLayout(0);
   const out = gpu.output(N * 4, 'lumirag-entropy');
-  const chunkFloats = Math.min(N, perChunk) * V;
-  const inputs = [gpu.pool.acquire(BufferUsage.STORAGE | BufferUsage.COPY_DST, roundUp(chunkFloats * 4, 16), 'lumirag-logits')];
-  if (N > perChunk) inputs.push(gpu.pool.acquire(BufferUsage.STORAGE | BufferUsage.COPY_DST, roundUp(chunkFloats * 4, 16), 'lumirag-logits'));
+  const chunkBytes = roundUp(Math.min(N, perChunk) * V * 4, 16);
+  const staging: GPUBuffer[] = [];
+  if ('host' in src) staging.push(gpu.pool.acquire(BufferUsage.STORAGE | BufferUsage.COPY_DST, chunkBytes, 'lumirag-logits'));
   const uniforms: GPUBuffer[] = [];
   try {
     for (let first = 0, c = 0; first < N; first += perChunk, c++) {
       const n = Math.min(perChunk, N - first);
-      const buf = inputs[c % inputs.length] as GPUBuffer;
-      const chunk = scratchF32(gpu, data, first * V, n * V);
-      gpu.device.queue.writeBuffer(buf, 0, chunk.data.buffer, chunk.data.byteOffset, n * V * 4);
-      if (chunk.scratch) gpu.pool.releaseHost(chunk.data);
+      let buf: GPUBuffer;
+      let offset = 0;
+      if ('host' in src) {
+        buf = staging[0] as GPUBuffer;
+        if (c > 0) {
+          // Let the previous chunk finish first (chunks are serial through one input buffer): Dawn reuses its
+          // upload staging for a large writeBuffer only once the GPU is done with it, and a fresh one costs a first
+          // touch of every page (~400 ms per 128 MiB on lavapipe; measured 10-15 → 3 ns/logit at V = 152,064).
+          const ms = (0.8 * nsPerLogit * perChunk * V) / 1e6;
+          if (ms > 2) await sleep(ms);
+          await gpu.device.queue.onSubmittedWorkDone();
+        }
+        const chunk = scratchF32(gpu, src.host, first * V, n * V);
+        gpu.device.queue.writeBuffer(buf, 0, chunk.data.buffer, chunk.data.byteOffset, n * V * 4);
+        if (chunk.scratch) gpu.pool.releaseHost(chunk.data);
+      } else {
+        buf = src.buffer;
+        offset = first * V * 4;
+      }
+      const size = roundUp(n * V * 4, 16);
       const grid = gpu.grid(n);
-      const u = gpu.uniform({ n, T: V, base: first, groupsX: grid.x, coef0: 1 / t });
+      const u = gpu.uniform({ n, T: V, base: first, groupsX: grid.x, coef0: 1 / temperature });
       uniforms.push(u);
       const bind = gpu.device.createBindGroup({
         layout,
         entries: [
           { binding: 0, resource: { buffer: u } },
-          { binding: 1, resource: { buffer: buf, size: roundUp(n * V * 4, 16) } },
+          { binding: 1, resource: { buffer: buf, offset, size } },
           { binding: 2, resource: { buffer: out } },
-          { binding: 3, resource: { buffer: buf, size: roundUp(n * V * 4, 16) } },
+          { binding: 3, resource: { buffer: buf, offset, size } },
         ],
       });
       const enc = gpu.device.createCommandEncoder();
@@ -101,22 +151,82 @@ export async function entropyFromLogitsGpu(
       pass.end();
       gpu.device.queue.submit([enc.finish()]);
     }
+    return out;
+  } catch (err) {
+    gpu.pool.release(out);
+    throw err;
+  } finally {
+    for (const b of staging) gpu.pool.release(b);
+    for (const u of uniforms) gpu.pool.release(u);
+  }
+}
+
+/**
+ * verl's `entropy_from_logits` on WebGPU (float32, online log-sum-exp; softmax is never written to memory), read
+ * back to the host. Batches larger than one storage binding run as several dispatches over chunks of positions.
+ * The logits are not checked for NaN/Infinity on this path (a NaN logit gives a NaN entropy at its position).
+ *
+ * @param engine - an engine (or anything with `gpu`); with `gpu === null` the float64 CPU reference runs
+ * @param logits - `[B][T][V]`, nested or flat (a `Float32Array` is uploaded without conversion), or a `GPUBuffer`
+ *   of `B·T·V` float32, row-major (STORAGE usage, size ≥ 4·B·T·V rounded up to 16 bytes; webgpu backend only)
+ * @param shape - `[B, T, V]` for flat logits and GPU buffers
+ */
+export async function entropyFromLogitsGpu(
+  engine: Pick<Engine, 'gpu'>,
+  logits: LogitsInput | GPUBuffer,
+  shape?: Shape3D,
+  options: EntropyGpuOptions = {},
+): Promise<EntropyGpuResult> {
+  const gpu = engine.gpu;
+  if (!gpu) {
+    if (isGpuBuffer(logits)) throw new ConfigError('logits: GPU buffers need the webgpu backend', 'logits');
+    return { entropy: entropyFromLogits(logits, shape, { temperature: options.temperature }).entropy, backend: 'cpu' };
+  }
+  const t = temperatureOf(options);
+  const { src, shape: sh } = resolveSource(logits, shape);
+  const N = sh[0] * sh[1];
+  if (N === 0) return { entropy: new Float32Array(0), backend: 'webgpu' };
+  const out = await dispatchEntropy(gpu, src, sh, t);
+  try {
     // Sleep for most of the expected kernel time before mapping (Dawn busy-polls a core while a map is pending).
     // The estimate follows the kernel's time after the submit: when the map still had to wait, that time is
     // known; when it resolved at once the kernel beat the sleep and the estimate is halved.
+    const work = N * sh[2];
     const tSubmitted = performance.now();
-    const sleepMs = (0.8 * nsPerLogit * N * V) / 1e6;
+    const sleepMs = (0.8 * nsPerLogit * work) / 1e6;
     if (sleepMs > 2) await sleep(sleepMs);
     const tLook = performance.now();
     const [h] = await gpu.readback(gpu.device.createCommandEncoder(), [{ buffer: out, bytes: N * 4 }]);
-    if (N * V >= 1 << 22) {
+    if (work >= 1 << 22) {
       const now = performance.now();
-      nsPerLogit = now - tLook > 1.5 || sleepMs <= 2 ? ((now - tSubmitted) * 1e6) / (N * V) : nsPerLogit / 2;
+      nsPerLogit = now - tLook > 1.5 || sleepMs <= 2 ? ((now - tSubmitted) * 1e6) / work : nsPerLogit / 2;
     }
     return { entropy: h as Float32Array, backend: 'webgpu' };
   } finally {
-    for (const b of inputs) gpu.pool.release(b);
-    for (const u of uniforms) gpu.pool.release(u);
     gpu.pool.release(out);
   }
+}
+
+/**
+ * {@link entropyFromLogitsGpu} with the result left on the GPU (no readback): the entropy buffer can feed
+ * `engine.policyLossGpu('eighty-twenty', { entropy, … })` directly. Needs the webgpu backend.
+ *
+ * @param engine - a WebGPU engine
+ * @param logits - host logits or a `GPUBuffer` of `B·T·V` float32
+ * @param shape - `[B, T, V]` for flat logits and GPU buffers
+ * @throws ConfigError on an engine without a GPU
+ */
+export async function entropyFromLogitsGpuBuffer(
+  engine: Pick<Engine, 'gpu'>,
+  logits: LogitsInput | GPUBuffer,
+  shape?: Shape3D,
+  options: EntropyGpuOptions = {},
+): Promise<EntropyGpuBufferResult> {
+  const gpu = engine.gpu;
+  if (!gpu) throw new ConfigError('entropyFromLogitsGpuBuffer needs the webgpu backend', 'backend');
+  const t = temperatureOf(options);
+  const { src, shape: sh } = resolveSource(logits, shape);
+  const out = await dispatchEntropy(gpu, src, sh, t);
+  gpu.pool.detach(out);
+  return { entropyBuffer: out };
 }

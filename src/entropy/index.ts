@@ -7,5 +7,5 @@
 export { entropyFromLogits, computeEntropyLoss, toLogits } from './entropy.js';
 export type { FlatLogits, EntropyOptions, EntropyResult, EntropyLossOptions, EntropyLossResult, LogitsInput, Shape3D } from './entropy.js';
 export { entropyTopMask } from './topMask.js';
-export { entropyFromLogitsGpu } from './gpu.js';
-export type { EntropyGpuOptions, EntropyGpuResult } from './gpu.js';
+export { entropyFromLogitsGpu, entropyFromLogitsGpuBuffer } from './gpu.js';
+export type { EntropyGpuOptions, EntropyGpuResult, EntropyGpuBufferResult } from './gpu.js';
