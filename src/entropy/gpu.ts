@@ -27,8 +27,9 @@ export interface EntropyGpuResult {
 /** Result of {@link entropyFromLogitsGpuBuffer}. */
 export interface EntropyGpuBufferResult {
   /**
-   * H at each position as `B·T` float32 on the GPU (`STORAGE | COPY_SRC`, size ≥ 4·B·T rounded up to 16 bytes):
-   * it can be passed as `entropy` to `engine.policyLossGpu('eighty-twenty', …)`. The caller owns it (`destroy()`).
+   * H at each position as `B·T` float32 on the GPU (`STORAGE | COPY_SRC`, size ≥ 4·B·T rounded up to 16 bytes),
+   * for further GPU work. The caller owns it (`destroy()`). (The engine's eighty-twenty selection runs on the
+   * host and takes host entropy: use {@link entropyFromLogitsGpu} for it.)
    */
   entropyBuffer: GPUBuffer;
 }
@@ -208,8 +209,8 @@ export async function entropyFromLogitsGpu(
 }
 
 /**
- * {@link entropyFromLogitsGpu} with the result left on the GPU (no readback): the entropy buffer can feed
- * `engine.policyLossGpu('eighty-twenty', { entropy, … })` directly. Needs the webgpu backend.
+ * {@link entropyFromLogitsGpu} with the result left on the GPU (no readback), for pipelines that keep working on
+ * the GPU. Needs the webgpu backend.
  *
  * @param engine - a WebGPU engine
  * @param logits - host logits or a `GPUBuffer` of `B·T·V` float32
