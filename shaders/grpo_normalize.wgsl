@@ -5,7 +5,8 @@
 // μ = mean, σ² = Σ(s − μ)²/(n − 1); grpo_vectorized floors σ² at ε. A singleton group uses μ = 0, σ = 1.
 // Â_i = (s_i − μ)/(σ + ε), or s_i − μ without std normalisation; written per row (ROWADV) and broadcast over
 // the row's valid tokens (ADV = Â_i·m, 0 at padding).
-// Params: n = number of groups, B, T, groupsX, base = flags (bit 0: divide by σ; bit 1: floor σ² at ε), coef0 = ε.
+// Params: n = number of groups, B, T, groupsX, base = flags (bit 0: divide by σ; bit 1: floor σ² at ε; bit 2: write
+// ROWADV only — the host broadcasts, used when B·T exceeds one storage binding), coef0 = ε.
 
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> SCORES: array<f32>;
@@ -44,6 +45,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   let eps = P.coef0;
   let byStd = (P.base & 1u) != 0u;
   let floorVar = (P.base & 2u) != 0u;
+  let rowsOnly = (P.base & 4u) != 0u;
   let pivot = SCORES[MEMBERS[start]];
   var acc = 0.0;
   for (var k = start + lid; k < end; k += WG) {
@@ -69,6 +71,9 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
     let a = select(centred, centred / (sd + eps), byStd);
     if (lid == 0u) {
       ROWADV[row] = a;
+    }
+    if (rowsOnly) {
+      continue;
     }
     for (var j = lid; j < T; j += WG) {
       let idx = row * T + j;

@@ -67,6 +67,8 @@ describe.skipIf(!engine)(`advantages on WebGPU (${reason})`, () => {
         expect(gpu.backend).toBe('webgpu');
         expectArrayClose(gpu.advantages, cpu.advantages, GPU_TOL, `${estimator} B=${B}`);
         expect(gpu.rowAdvantages?.length).toBe(B);
+        const host = await computeAdvantageGpu(engine!, estimator, inputs, { normAdvByStdInGrpo }, { broadcastOnHost: true });
+        expect(Array.from(host.advantages)).toEqual(Array.from(gpu.advantages));
       });
     }
   }

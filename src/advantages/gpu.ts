@@ -16,6 +16,15 @@ import type { AdvantageConfig, AdvantageInputs } from './types.js';
 /** The estimators with a WebGPU kernel. */
 export const GPU_ADVANTAGE_ESTIMATORS: readonly string[] = ['grpo', 'grpo_vectorized'];
 
+/** Options of {@link computeAdvantageGpu}. */
+export interface AdvantageGpuOptions {
+  /**
+   * Compute only the per-row advantages on the GPU and broadcast them over the mask on the host. Automatic when
+   * `B·T` exceeds one storage binding of the device.
+   */
+  broadcastOnHost?: boolean;
+}
+
 /** Result of {@link computeAdvantageGpu}. */
 export interface AdvantageGpuResult {
   /** Advantages, flat `[B·T]`: float32 from WebGPU, float64 from the CPU reference. */
@@ -42,6 +51,7 @@ export async function computeAdvantageGpu(
   estimator: string,
   inputs: AdvantageInputs,
   config: AdvantageConfig = {},
+  options: AdvantageGpuOptions = {},
 ): Promise<AdvantageGpuResult> {
   const gpu = engine.gpu;
   if (!gpu || !GPU_ADVANTAGE_ESTIMATORS.includes(estimator)) {
@@ -67,9 +77,10 @@ export async function computeAdvantageGpu(
     fill[g] = (fill[g] as number) + 1;
   }
   const scores = Float32Array.from(x.scores);
-  const mask = Float32Array.from(x.mask);
+  const rowsOnly = options.broadcastOnHost === true || B * T > gpu.maxBindingFloats;
+  const mask = rowsOnly ? new Float32Array(4) : Float32Array.from(x.mask);
   const eps = c.epsilon ?? GROUP_EPSILON;
-  const flags = (c.normAdvByStdInGrpo ? 1 : 0) | (estimator === 'grpo_vectorized' ? 2 : 0);
+  const flags = (c.normAdvByStdInGrpo ? 1 : 0) | (estimator === 'grpo_vectorized' ? 2 : 0) | (rowsOnly ? 4 : 0);
 
   const pipeline = await gpu.pipeline('grpo_normalize', gpu.source(['grpo_normalize']));
   const dev = gpu.device;
@@ -83,7 +94,7 @@ export async function computeAdvantageGpu(
   const bOffsets = up(offsets);
   const bMask = up(mask);
   const bRow = gpu.output(B * 4, 'lumirag-grpo-row');
-  const bAdv = gpu.output(B * T * 4, 'lumirag-grpo-adv');
+  const bAdv = gpu.output(rowsOnly ? 16 : B * T * 4, 'lumirag-grpo-adv');
   const grid = gpu.grid(numGroups);
   const u = gpu.uniform({ n: numGroups, B, T, groupsX: grid.x, base: flags, coef0: eps });
   try {
@@ -105,6 +116,16 @@ export async function computeAdvantageGpu(
     pass.setBindGroup(0, bind);
     pass.dispatchWorkgroups(grid.x, grid.y);
     pass.end();
+    if (rowsOnly) {
+      const [row] = await gpu.readback(enc, [{ buffer: bRow, bytes: B * 4 }]);
+      const r = row as Float32Array;
+      const a = new Float32Array(B * T);
+      for (let i = 0; i < B; i++) {
+        const v = r[i] as number;
+        for (let j = 0, k = i * T; j < T; j++, k++) if (x.mask[k] !== 0) a[k] = v;
+      }
+      return { advantages: a, returns: a.slice(), rowAdvantages: r, backend: 'webgpu' };
+    }
     const [adv, row] = await gpu.readback(enc, [
       { buffer: bAdv, bytes: B * T * 4 },
       { buffer: bRow, bytes: B * 4 },

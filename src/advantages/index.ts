@@ -30,4 +30,4 @@ export type {
   ResolvedAdvantageInputs,
 } from './types.js';
 export { computeAdvantageGpu, GPU_ADVANTAGE_ESTIMATORS } from './gpu.js';
-export type { AdvantageGpuResult } from './gpu.js';
+export type { AdvantageGpuResult, AdvantageGpuOptions } from './gpu.js';
