@@ -8,3 +8,5 @@ export { klPenalty, checkKlKind, KL_BASE_KINDS, KL_KINDS, K3_LOG_RATIO_CLAMP, K3
 export type { KlBaseKind, KlKind, KlPenaltyResult } from './penalty.js';
 export { FixedKLController, AdaptiveKLController, createKlController } from './controllers.js';
 export type { KlController, KlControllerConfig } from './controllers.js';
+export { applyKlPenalty } from './reward.js';
+export type { KlPenaltyInputs, KlPenaltyRewardResult } from './reward.js';
