@@ -85,3 +85,16 @@ describe('actorLoss', () => {
     expect(() => actorLoss('vanilla', b, { entropyCoeff: 0.01 })).toThrow(ShapeError);
   });
 });
+
+describe('actorLoss with eighty-twenty', () => {
+  it('entropy computed from logits reaches the policy loss (selection) and the bonus', () => {
+    const cfg: ActorLossConfig = { ...base, entropyTopRatio: 0.5, entropyCoeff: 0.01 };
+    const entropy = entropyFromLogits(logits).entropy;
+    const fromLogits = actorLoss('eighty-twenty', { oldLogProbs: olp, logProbs: lp, advantages: adv, responseMask: mask, logits }, cfg);
+    const fromEntropy = actorLoss('eighty-twenty', { oldLogProbs: olp, logProbs: lp, advantages: adv, responseMask: mask, entropy, shape: [2, 4] }, cfg);
+    const pg = policyLoss('eighty-twenty', { oldLogProbs: olp, logProbs: lp, advantages: adv, responseMask: mask, entropy, shape: [2, 4] }, cfg);
+    expect(fromLogits.pgLoss).toBe(pg.loss);
+    expect(fromLogits.loss).toBe(fromEntropy.loss);
+    expect(Array.from(fromLogits.grad)).toEqual(Array.from(fromEntropy.grad));
+  });
+});

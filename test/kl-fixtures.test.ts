@@ -107,3 +107,21 @@ describe('kl.json controllers', () => {
     });
   }
 });
+
+describe('klPenalty gradients match finite differences (away from the clamps and abs kink)', () => {
+  const lp = [[-1.3, -0.2, -2.5, -0.9]];
+  const ref = [[-1.0, -0.7, -2.4, -1.6]];
+  for (const kind of ['k1', 'abs', 'k2', 'k3'] as const) {
+    it(kind, () => {
+      const r = klPenalty(lp, ref, kind);
+      const h = 1e-6;
+      for (let j = 0; j < 4; j++) {
+        const up = [lp[0]!.map((v, t) => (t === j ? v + h : v))];
+        const dn = [lp[0]!.map((v, t) => (t === j ? v - h : v))];
+        const fd = ((klPenalty(up, ref, kind).kld[j] as number) - (klPenalty(dn, ref, kind).kld[j] as number)) / (2 * h);
+        expect(r.gradLogProbs[j]).toBeCloseTo(fd, 7);
+        expect(r.gradRefLogProbs[j]).toBeCloseTo(-fd, 7);
+      }
+    });
+  }
+});
