@@ -1,6 +1,6 @@
 /**
- * GRPO group normalisation on WebGPU (shaders/grpo_normalize.wgsl): every grpo / grpo_vectorized case of
- * advantages.json at the float32 rule (GPU_TOL), a large interleaved batch against the float64 reference, and
+ * Group-mean advantages on WebGPU (shaders/grpo_normalize.wgsl): every grpo, grpo_vectorized, rloo,
+ * rloo_vectorized and gpg case of advantages.json at the float32 rule (GPU_TOL), a large interleaved batch against the float64 reference, and
  * the CPU fallbacks. Without an adapter the suite is skipped with the reason (LUMIRAG_REQUIRE_GPU=1 fails instead).
  */
 import { afterAll, describe, expect, it } from 'vitest';
@@ -25,8 +25,9 @@ const { engine, reason } = await getTestEngine();
 
 describe.skipIf(!engine)(`advantages on WebGPU (${reason})`, () => {
   afterAll(() => engine?.destroy());
-  const cases = fx.cases.filter((c) => c.estimator === 'grpo' || c.estimator === 'grpo_vectorized');
-  it('has the 40 grpo / grpo_vectorized cases', () => expect(cases.length).toBe(40));
+  const kernelEstimators = ['grpo', 'grpo_vectorized', 'rloo', 'rloo_vectorized', 'gpg'];
+  const cases = fx.cases.filter((c) => kernelEstimators.includes(c.estimator));
+  it('has the 70 cases of the estimators with a kernel', () => expect(cases.length).toBe(70));
   for (const c of cases) {
     it(c.id, async () => {
       const inp = fx.inputs[c.input_id] as AdvInput;
@@ -34,7 +35,11 @@ describe.skipIf(!engine)(`advantages on WebGPU (${reason})`, () => {
         engine!,
         c.estimator,
         { tokenLevelRewards: inp.token_level_rewards, responseMask: inp.response_mask, index: inp.index },
-        { epsilon: c.kwargs.epsilon as number, normAdvByStdInGrpo: c.kwargs.norm_adv_by_std_in_grpo as boolean },
+        {
+          epsilon: c.kwargs.epsilon as number,
+          normAdvByStdInGrpo: c.kwargs.norm_adv_by_std_in_grpo as boolean | undefined,
+          fNorm: c.kwargs.f_norm as number | undefined,
+        },
       );
       expect(r.backend).toBe('webgpu');
       const exp = c.expected as NonNullable<AdvCase['expected']>;
@@ -43,8 +48,8 @@ describe.skipIf(!engine)(`advantages on WebGPU (${reason})`, () => {
     });
   }
 
-  for (const estimator of ['grpo', 'grpo_vectorized']) {
-    for (const normAdvByStdInGrpo of [true, false]) {
+  for (const estimator of ['grpo', 'grpo_vectorized', 'rloo', 'rloo_vectorized', 'gpg']) {
+    for (const normAdvByStdInGrpo of estimator.startsWith('grpo') ? [true, false] : [true]) {
       it(`${estimator} (normAdvByStdInGrpo=${normAdvByStdInGrpo}): 4096 interleaved rows in groups of 1..40 agree with the float64 reference`, async () => {
         const r = rng(7);
         const B = 4096;
@@ -75,9 +80,9 @@ describe.skipIf(!engine)(`advantages on WebGPU (${reason})`, () => {
 
   it('estimators without a kernel run the float64 reference on the same call', async () => {
     const inputs = { tokenLevelRewards: [[1, 0], [0, 2]], responseMask: [[1, 0], [1, 1]], index: ['a', 'a'] };
-    const r = await computeAdvantageGpu(engine!, 'rloo', inputs);
+    const r = await computeAdvantageGpu(engine!, 'opo', inputs);
     expect(r.backend).toBe('cpu');
-    expect(Array.from(r.advantages)).toEqual(Array.from(computeAdvantage('rloo', inputs).advantages));
+    expect(Array.from(r.advantages)).toEqual(Array.from(computeAdvantage('opo', inputs).advantages));
   });
 });
 

@@ -1,8 +1,8 @@
 /**
  * GRPO-family group normalisation on WebGPU (shaders/grpo_normalize.wgsl), built on the engine's
- * {@link GpuContext} (`engine.gpu`). `grpo` and `grpo_vectorized` (and Dr.GRPO, normAdvByStdInGrpo = false) run
- * on the GPU in float32; every other estimator, and every estimator on an engine without a GPU, runs the float64
- * CPU reference.
+ * {@link GpuContext} (`engine.gpu`). `grpo`, `grpo_vectorized` (and Dr.GRPO, normAdvByStdInGrpo = false), `rloo`,
+ * `rloo_vectorized` and `gpg` run on the GPU in float32; every other estimator, and every estimator on an engine
+ * without a GPU, runs the float64 CPU reference.
  *
  * @module
  */
@@ -13,8 +13,11 @@ import { GROUP_EPSILON } from './estimators.js';
 import { computeAdvantage, getAdvantageEstimator } from './registry.js';
 import type { AdvantageConfig, AdvantageInputs } from './types.js';
 
-/** The estimators with a WebGPU kernel. */
-export const GPU_ADVANTAGE_ESTIMATORS: readonly string[] = ['grpo', 'grpo_vectorized'];
+/** The estimators with a WebGPU kernel (shaders/grpo_normalize.wgsl) and their kernel mode. */
+const GPU_MODES: Readonly<Record<string, number>> = { grpo: 0, grpo_vectorized: 0, rloo: 1, rloo_vectorized: 2, gpg: 3 };
+
+/** The estimators with a WebGPU kernel: the group-mean baselines. */
+export const GPU_ADVANTAGE_ESTIMATORS: readonly string[] = Object.keys(GPU_MODES);
 
 /** Options of {@link computeAdvantageGpu}. */
 export interface AdvantageGpuOptions {
@@ -38,9 +41,10 @@ export interface AdvantageGpuResult {
 }
 
 /**
- * `computeAdvantage` on an engine: `grpo` / `grpo_vectorized` run the WGSL group-normalisation kernel (group
- * mean and std over arbitrary group sizes and interleaved rows, in float32); other estimators, or an engine
- * without a GPU, run the float64 CPU reference. Same inputs, options and errors as {@link computeAdvantage}.
+ * `computeAdvantage` on an engine: the group-mean estimators (`grpo`, `grpo_vectorized`, `rloo`,
+ * `rloo_vectorized`, `gpg`; {@link GPU_ADVANTAGE_ESTIMATORS}) run the WGSL group-normalisation kernel (group mean
+ * and std over arbitrary group sizes and interleaved rows, in float32); other estimators, or an engine without a
+ * GPU, run the float64 CPU reference. Same inputs, options and errors as {@link computeAdvantage}.
  *
  * Float32 differences: the statistics are computed stably (two passes, shifted by the group's first score), so
  * they agree with the float64 reference at float32 tolerance; `grpo_vectorized`'s own float32 sums are not
@@ -80,7 +84,15 @@ export async function computeAdvantageGpu(
   const rowsOnly = options.broadcastOnHost === true || B * T > gpu.maxBindingFloats;
   const mask = rowsOnly ? new Float32Array(4) : Float32Array.from(x.mask);
   const eps = c.epsilon ?? GROUP_EPSILON;
-  const flags = (c.normAdvByStdInGrpo ? 1 : 0) | (estimator === 'grpo_vectorized' ? 2 : 0) | (rowsOnly ? 4 : 0);
+  const mode = GPU_MODES[estimator] as number;
+  const flags = (mode === 0 && c.normAdvByStdInGrpo ? 1 : 0) | (estimator === 'grpo_vectorized' ? 2 : 0) | (rowsOnly ? 4 : 0) | (mode << 3);
+  let gpgScale = 0;
+  if (mode === 3) {
+    // verl's α = B / max(#nonzero scores, 1), evaluated in float32 as torch does, then divided by f_norm.
+    let m = 0;
+    for (let i = 0; i < B; i++) if (x.scores[i] !== 0) m++;
+    gpgScale = Math.fround(Math.fround(1 / Math.max(m, 1)) * B) / c.fNorm;
+  }
 
   const pipeline = await gpu.pipeline('grpo_normalize', gpu.source(['grpo_normalize']));
   const dev = gpu.device;
@@ -96,7 +108,7 @@ export async function computeAdvantageGpu(
   const bRow = gpu.output(B * 4, 'lumirag-grpo-row');
   const bAdv = gpu.output(rowsOnly ? 16 : B * T * 4, 'lumirag-grpo-adv');
   const grid = gpu.grid(numGroups);
-  const u = gpu.uniform({ n: numGroups, B, T, groupsX: grid.x, base: flags, coef0: eps });
+  const u = gpu.uniform({ n: numGroups, B, T, groupsX: grid.x, base: flags, coef0: eps, lo: gpgScale });
   try {
     const bind = dev.createBindGroup({
       layout: pipeline.getBindGroupLayout(0),
