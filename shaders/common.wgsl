@@ -5,6 +5,7 @@
 const WG: u32 = 64u;          // invocations per workgroup
 const VPT: u32 = 16u;         // vec4 per invocation: 64 tokens
 const LOG_RATIO_CLAMP: f32 = 20.0;
+const ONE4: vec4f = vec4f(1.0);
 
 // Shape and constants: uniforms, so a new batch shape or ε never recompiles a pipeline.
 struct Params {

@@ -2,7 +2,8 @@
 // workgroup, one partial-sum slot pair per workgroup. It calls the family's `tok` (prepended), then writes
 // d loss / d lp = coef_row · w · ∂ℓ/∂lp at aggregated positions (0 elsewhere) and accumulates
 //   PART[2s]   = (Σ coef·w·ℓ over the aggregation mask, Σ m0, Σ m1, Σ m2 over the response mask)
-//   PART[2s+1] = (Σ [non-finite input at a valid position], 0, 0, 0)
+//   PART[2s+1] = (Σ of the inputs at valid positions, 0, 0, 0): non-finite iff an input is non-finite there
+//                (or, for |values| near 1e38, overflows; the host then checks the inputs exactly)
 // The host adds the slots in float64 (the valid-token count comes from the host's row lengths).
 
 override HAS_W: bool = false;     // AUX carries weights w ≥ 0 multiplying ℓ and ∂ℓ/∂lp (IS weights, clip_cov's corr)
@@ -27,11 +28,11 @@ override NEED_ROW: bool = false;  // `tok` reads the per-row value ROWS[row].x (
 @compute @workgroup_size(WG)
 fn main(ri: RIn, @builtin(workgroup_id) wid: vec3u) {
   let wg = wid.y * P.groupsX + wid.x;
-  var accL = vec4f(0.0);
-  var acc0 = vec4f(0.0);
-  var acc1 = vec4f(0.0);
-  var acc2 = vec4f(0.0);
-  var accN = vec4f(0.0);
+  var accL = 0.0;
+  var acc0 = 0.0;
+  var acc1 = 0.0;
+  var acc2 = 0.0;
+  var accN = 0.0;
   if (wg < P.nwg) {
     let nv = (P.n + 3u) / 4u;
     let v0 = wg * (WG * VPT) + ri.lid;
@@ -43,6 +44,7 @@ fn main(ri: RIn, @builtin(workgroup_id) wid: vec3u) {
         let o = OLP[v];
         let l = LP[v];
         let a = ADV[v];
+        accN += dot(select(vec4f(0.0), o + l + a, m), ONE4);
         var coef = vec4f(P.coef0);
         var rv = vec4f(0.0);
         if (PER_ROW || NEED_ROW) {
@@ -60,7 +62,6 @@ fn main(ri: RIn, @builtin(workgroup_id) wid: vec3u) {
         }
         var w = vec4f(1.0);
         var sel = vec4f(1.0);
-        var fin = o + l + a;
         var am = m;
         if (HAS_W || HAS_SEL) {
           let x = AUX[v];
@@ -77,24 +78,23 @@ fn main(ri: RIn, @builtin(workgroup_id) wid: vec3u) {
             w = x;
           }
           if (HAS_W) {
-            fin += w;
+            accN += dot(select(vec4f(0.0), w, m), ONE4);
           }
         }
         let t = tok(o, l, a, rv, sel);
         let cw = coef * w;
         GRAD[v] = select(vec4f(0.0), cw * t.dl, am);
-        accL += select(vec4f(0.0), cw * t.loss, am);
-        acc0 += select(vec4f(0.0), t.m0, m);
-        acc1 += select(vec4f(0.0), t.m1, m);
-        acc2 += select(vec4f(0.0), t.m2, m);
-        accN += b2f(nonFinite(fin) & m);
+        // scalar accumulators: on lavapipe every live vec4 costs four SIMD registers
+        accL += dot(select(vec4f(0.0), cw * t.loss, am), ONE4);
+        acc0 += dot(select(vec4f(0.0), t.m0, m), ONE4);
+        acc1 += dot(select(vec4f(0.0), t.m1, m), ONE4);
+        acc2 += dot(select(vec4f(0.0), t.m2, m), ONE4);
       }
     }
   }
-  let one = vec4f(1.0);
   let r = wgReduce(
-    vec4f(dot(accL, one), dot(acc0, one), dot(acc1, one), dot(acc2, one)),
-    vec4f(dot(accN, one), 0.0, 0.0, 0.0),
+    vec4f(accL, acc0, acc1, acc2),
+    vec4f(accN, 0.0, 0.0, 0.0),
     ri,
   );
   if (wg < P.nwg && ri.lid == 0u) {

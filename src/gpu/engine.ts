@@ -280,7 +280,8 @@ interface PartialSums {
   m2: number;
   /** Valid tokens (Σ row lengths of the response mask, from the host). */
   valid: number;
-  nonFinite: number;
+  /** Σ of the inputs at valid positions: non-finite iff an input is (barring float32 overflow). */
+  inputSum: number;
 }
 
 class WebGpuEngine implements Engine {
@@ -523,18 +524,18 @@ class WebGpuEngine implements Engine {
     let m0 = 0;
     let m1 = 0;
     let m2 = 0;
-    let nonFinite = 0;
+    let inputSum = 0;
     for (let i = 0; i < slots; i++) {
       const o = 8 * i;
       loss += part[o] as number;
       m0 += part[o + 1] as number;
       m1 += part[o + 2] as number;
       m2 += part[o + 3] as number;
-      nonFinite += part[o + 4] as number;
+      inputSum += part[o + 4] as number;
     }
     let valid = 0;
     for (let i = 0; i < lengths.length; i++) valid += lengths[i] as number;
-    return { loss, m0, m1, m2, valid, nonFinite };
+    return { loss, m0, m1, m2, valid, inputSum };
   }
 
   /** Lengths of a GPU-resident mask (row pass MODE 0, read back). */
@@ -782,7 +783,7 @@ class WebGpuEngine implements Engine {
       const kind = `policy:${'host' in olp ? 'host' : 'resident'}:${toBuffer ? 'buffer' : 'array'}`;
       const out = await this.gpu.readback(enc, regions, n, kind);
       const S = WebGpuEngine.sumPartials(out[0] as Float32Array, slots, lengths);
-      if (S.nonFinite > 0) this.reportNonFinite(olp, lp, adv, mask, w, n, T);
+      if (!Number.isFinite(S.inputSum)) this.reportNonFinite(olp, lp, adv, mask, w, n, T);
       let loss = S.loss;
       if (isGeo) {
         const rows = out[1] as Float32Array;
@@ -821,8 +822,12 @@ class WebGpuEngine implements Engine {
     }
   }
 
-  /** A non-finite input was counted on the GPU: name it precisely when the inputs are on the host. */
-  private reportNonFinite(olp: Field, lp: Field, adv: Field, mask: Field, w: Field | null, n: number, T: number): never {
+  /**
+   * The GPU's sum of the inputs at valid positions is not finite: name the non-finite input when the inputs are
+   * on the host (if there is none, the sum merely overflowed float32 and the call goes on).
+   */
+  private reportNonFinite(olp: Field, lp: Field, adv: Field, mask: Field, w: Field | null, n: number, T: number): void {
+    const onHost = [olp, lp, adv, mask, w].every((f) => f === null || 'host' in f);
     if ('host' in mask) {
       const named: [Field | null, string][] = [[olp, 'oldLogProbs'], [lp, 'logProbs'], [adv, 'advantages'], [w, 'rolloutIsWeights']];
       for (const [f, name] of named) {
@@ -834,6 +839,7 @@ class WebGpuEngine implements Engine {
         }
       }
     }
+    if (onHost) return;
     throw new ValueError('oldLogProbs / logProbs / advantages / rolloutIsWeights: a non-finite value (or a float32 overflow) at a valid position', 'logProbs');
   }
 
@@ -923,9 +929,9 @@ class WebGpuEngine implements Engine {
       }
       const out = await this.gpu.readback(enc, regions, n, `agg:${'host' in l ? 'host' : 'resident'}:${toBuffer ? 'buffer' : 'array'}`);
       const S = WebGpuEngine.sumPartials(out[0] as Float32Array, slots, lengths);
-      if (S.nonFinite > 0) {
+      if (!Number.isFinite(S.inputSum)) {
         if ('host' in l && 'host' in m) toMatrixCheck(l.host, m.host, T);
-        throw new ValueError('lossMat: a non-finite value at a valid position', 'lossMat');
+        else throw new ValueError('lossMat: a non-finite value (or a float32 overflow) at a valid position', 'lossMat');
       }
       owned.length = 0;
       return { loss: S.loss, grad: gradArr ? (gradInto ?? gradArr) : null, gradBuffer: toBuffer ? bGrad : null };
