@@ -95,9 +95,10 @@ export class GpuContext {
   private lostInfo: GPUDeviceLostInfo | null = null;
   private destroyed = false;
   /**
-   * Recent GPU ns per token per kind of work (the last 8 calls), used to sleep before awaiting a map: Dawn
-   * busy-polls the JS thread while a map is pending, taking a core from lavapipe. The sleep is 60 % of the
-   * minimum of the window, so an over-long sleep shortens the next estimate and the window follows a slowdown.
+   * Recent GPU ns per token per kind of work (the last 4 calls), used to sleep before awaiting a map: Dawn
+   * busy-polls the JS thread while a map is pending, taking a core from lavapipe. The sleep is 85 % of the
+   * window's minimum; a map that resolves at once after the sleep records half the time (we overslept), so
+   * the estimate falls quickly, and the window follows a slowdown.
    */
   private readonly nsPerToken = new Map<string, number[]>();
 
@@ -234,7 +235,9 @@ export class GpuContext {
     this.device.queue.submit([encoder.finish()]);
     const hist = this.nsPerToken.get(kind) ?? [];
     const expectMs = hist.length > 0 ? (Math.min(...hist) * tokens) / 1e6 : 0;
-    if (expectMs > 2) await sleep(expectMs * 0.6);
+    const sleptMs = expectMs > 2 ? expectMs * 0.85 : 0;
+    if (sleptMs > 0) await sleep(sleptMs);
+    const t1 = performance.now();
     try {
       await staging.mapAsync(MapMode.READ, 0, Math.max(total, 16));
     } catch (err) {
@@ -244,8 +247,10 @@ export class GpuContext {
     }
     const dt = performance.now() - t0;
     if (tokens >= 1 << 18) {
-      hist.push((dt * 1e6) / tokens);
-      if (hist.length > 8) hist.shift();
+      // Resolved at once after the sleep: we overslept, so the estimate was too long; halve it.
+      const overslept = sleptMs > 0 && performance.now() - t1 < 0.3;
+      hist.push(((overslept ? dt * 0.5 : dt) * 1e6) / tokens);
+      if (hist.length > 4) hist.shift();
       this.nsPerToken.set(kind, hist);
     }
     const mapped = staging.getMappedRange(0, Math.max(total, 16));
