@@ -48,7 +48,7 @@ async function gpuColumns(e: Engine, b: BenchBatch, reps: number): Promise<{ e2e
   const n = b.B * b.T;
   const batch = { oldLogProbs: b.oldLogProbs, logProbs: b.logProbs, advantages: b.advantages, responseMask: b.responseMask, shape: [b.B, b.T] as const };
   const into = new Float32Array(n).fill(0);
-  for (let w = 0; w < 4; w++) await e.policyLoss('vanilla', batch, DAPO, { gradInto: into }); // warm-up: pipelines, pool, Dawn staging, sleep estimate
+  for (let w = 0; w < 8; w++) await e.policyLoss('vanilla', batch, DAPO, { gradInto: into }); // warm-up: pipelines, pool, Dawn staging, sleep estimate
   const e2e = await bestAsync(reps, () => e.policyLoss('vanilla', batch, DAPO, { gradInto: into }));
 
   // Upload alone: four upload-only buffers (kept), writeBuffer + wait.
@@ -70,7 +70,7 @@ async function gpuColumns(e: Engine, b: BenchBatch, reps: number): Promise<{ e2e
   }
   const grad = dev.createBuffer({ size: Math.ceil((n * 4) / 16) * 16, usage: BufferUsage.STORAGE | BufferUsage.COPY_SRC });
   const resBatch = { oldLogProbs: ins[0]!, logProbs: ins[1]!, advantages: ins[2]!, responseMask: ins[3]!, shape: [b.B, b.T] as const, rowLengths: lengths };
-  for (let w = 0; w < 4; w++) await e.policyLossGpu('vanilla', resBatch, DAPO, { gradBuffer: grad });
+  for (let w = 0; w < 8; w++) await e.policyLossGpu('vanilla', resBatch, DAPO, { gradBuffer: grad });
   const resident = await bestAsync(reps, () => e.policyLossGpu('vanilla', resBatch, DAPO, { gradBuffer: grad }));
 
   // Kernel alone: the same token pass, GPU time from an empty-queue submit to completion, minus a no-op submit.

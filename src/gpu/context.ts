@@ -157,8 +157,11 @@ export class GpuContext {
     return parts.join('\n');
   }
 
-  /** The cached pipeline `name` (compiled from `code` with `constants` on first use). */
-  pipeline(name: string, code: string, constants: PipelineConstants = {}): Promise<GPUComputePipeline> {
+  /**
+   * The cached pipeline `name` (compiled from `code` with `constants` on first use). `code` may be a function,
+   * called only when the pipeline is compiled.
+   */
+  pipeline(name: string, code: string | (() => string), constants: PipelineConstants = {}): Promise<GPUComputePipeline> {
     this.checkAlive();
     return this.pipelines.get(`${name}${this.subgroups ? '' : ':tree'}`, code, constants);
   }

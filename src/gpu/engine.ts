@@ -418,11 +418,11 @@ class WebGpuEngine implements Engine {
   // --- kernels ---------------------------------------------------------------------------------------
 
   private tokenPipeline(family: Family, c: PipelineConstants): Promise<GPUComputePipeline> {
-    return this.gpu.pipeline(`tokenpass/${family}`, this.gpu.source([family, 'tokenpass']), c);
+    return this.gpu.pipeline(`tokenpass/${family}`, () => this.gpu.source([family, 'tokenpass']), c);
   }
 
   private rowPipeline(mode: number, hasW: boolean): Promise<GPUComputePipeline> {
-    return this.gpu.pipeline('rowreduce', this.gpu.source(['rowreduce']), { MODE: mode, HAS_W: hasW });
+    return this.gpu.pipeline('rowreduce', () => this.gpu.source(['rowreduce']), { MODE: mode, HAS_W: hasW });
   }
 
   /** Encode the row pass over B rows of width T in binding-sized row chunks. */

@@ -23,14 +23,15 @@ export class PipelineCache {
 
   /**
    * The pipeline of `name` built from `code` with `constants` (entry point `main`), compiled on first use.
-   * `name` plus the constants is the cache key: the same name must always come with the same code.
+   * `name` plus the constants is the cache key: the same name must always come with the same code. `code` may
+   * be a function, called only on a cache miss (assembling WGSL per call costs more than the lookup).
    */
-  get(name: string, code: string, constants: PipelineConstants = {}): Promise<GPUComputePipeline> {
+  get(name: string, code: string | (() => string), constants: PipelineConstants = {}): Promise<GPUComputePipeline> {
     const keys = Object.keys(constants).sort();
     const key = `${name}|${keys.map((k) => `${k}=${Number(constants[k])}`).join(',')}`;
     let p = this.pipelines.get(key);
     if (!p) {
-      p = this.compile(name, code, constants);
+      p = this.compile(name, typeof code === 'function' ? code() : code, constants);
       this.pipelines.set(key, p);
       p.catch(() => this.pipelines.delete(key));
     }
