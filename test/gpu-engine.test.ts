@@ -241,6 +241,14 @@ describe.skipIf(!engine)(`typed GPU errors (${reasonText})`, () => {
   });
 });
 
+describe.skipIf(!engine)(`process lifetime (${reasonText})`, () => {
+  it('examples/gpu-resident.ts runs and its process exits after engine.destroy()', () => {
+    const out = execFileSync(process.execPath, ['--import', 'tsx', 'examples/gpu-resident.ts'], { encoding: 'utf8', timeout: 60_000, stdio: ['ignore', 'pipe', 'pipe'] });
+    expect(out).toMatch(/^backend: webgpu/m);
+    expect(out).toMatch(/loss -?\d/);
+  });
+});
+
 describe('backend selection', () => {
   it("no adapter: 'webgpu' throws E_GPU_UNAVAILABLE, 'auto' falls back to the CPU and says why", async () => {
     const desc = Object.getOwnPropertyDescriptor(globalThis, 'navigator');
