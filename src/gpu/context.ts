@@ -12,8 +12,13 @@ import { SHADER_SOURCES } from './shaderSources.generated.js';
 
 /** Invocations per workgroup of every kernel in shaders/. */
 export const WORKGROUP_SIZE = 64;
-/** Tokens one workgroup of the token pass handles (64 invocations × 16 vec4). */
-export const TOKENS_PER_WORKGROUP = 4096;
+/**
+ * vec4 loads per invocation of the token pass on software adapters (lavapipe, SwiftShader), where fewer, larger
+ * workgroups amortise the per-workgroup cost (32 × 4 × 64 = 8192 tokens per workgroup).
+ */
+export const VEC4_PER_INVOCATION_SOFTWARE = 32;
+/** vec4 loads per invocation on hardware GPUs (4096 tokens per workgroup: enough workgroups to fill the GPU). */
+export const VEC4_PER_INVOCATION_GPU = 16;
 /** Bytes of the `Params` uniform block of shaders/common.wgsl. */
 export const PARAMS_BYTES = 80;
 
@@ -91,6 +96,10 @@ export class GpuContext {
   readonly maxGroupsPerDim: number;
   /** A 16-byte storage buffer bound where a kernel's optional input is absent. */
   readonly dummy: GPUBuffer;
+  /** vec4 per invocation of the token pass (the `VPT` override): 32 on software adapters, 16 on GPUs. */
+  readonly vec4PerInvocation: number;
+  /** Tokens per workgroup of the token pass: 64 invocations × 4 × {@link GpuContext.vec4PerInvocation}. */
+  readonly tokensPerWorkgroup: number;
   private readonly ownsDevice: boolean;
   private lostInfo: GPUDeviceLostInfo | null = null;
   private destroyed = false;
@@ -116,6 +125,10 @@ export class GpuContext {
     const limit = this.device.limits.maxStorageBufferBindingSize;
     const bytes = maxBindingBytes ? Math.min(limit, Math.max(16384, Math.floor(maxBindingBytes / 16384) * 16384)) : limit;
     this.maxBindingFloats = Math.floor(bytes / 4);
+    let vpt = acquired.software ? VEC4_PER_INVOCATION_SOFTWARE : VEC4_PER_INVOCATION_GPU;
+    while (vpt > 1 && WORKGROUP_SIZE * 4 * vpt > this.maxBindingFloats) vpt /= 2;
+    this.vec4PerInvocation = vpt;
+    this.tokensPerWorkgroup = WORKGROUP_SIZE * 4 * vpt;
     this.maxGroupsPerDim = this.device.limits.maxComputeWorkgroupsPerDimension;
     this.dummy = this.device.createBuffer({ size: 16, usage: BufferUsage.STORAGE, label: 'lumirag-dummy' });
     void this.device.lost.then((info) => {

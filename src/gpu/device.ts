@@ -40,6 +40,8 @@ export interface AcquiredDevice {
   subgroups: boolean;
   /** Vendor / architecture / description of the adapter, when known. */
   description: string;
+  /** Whether the adapter runs on the CPU (lavapipe, SwiftShader, a fallback adapter). */
+  software: boolean;
 }
 
 /** Options of {@link acquireDevice}. */
@@ -50,6 +52,13 @@ export interface AcquireDeviceOptions {
   powerPreference?: GPUPowerPreference;
   /** Do not enable `subgroups` even where the adapter has it (tests the barrier-tree fallback). */
   disableSubgroups?: boolean;
+}
+
+function isSoftware(info: GPUAdapterInfo | undefined, fallback: boolean): boolean {
+  if (fallback) return true;
+  if (!info) return false;
+  const text = [info.vendor, info.architecture, info.device, info.description].join(' ');
+  return info.architecture === 'software' || /llvmpipe|lavapipe|swiftshader|software rasterizer/i.test(text);
 }
 
 function describe(info: GPUAdapterInfo | undefined): string {
@@ -67,11 +76,13 @@ function describe(info: GPUAdapterInfo | undefined): string {
 export async function acquireDevice(opts: AcquireDeviceOptions = {}): Promise<AcquiredDevice> {
   if (opts.device) {
     const d = opts.device;
+    const info = (d as { adapterInfo?: GPUAdapterInfo }).adapterInfo;
     return {
       device: d,
       ownsDevice: false,
       subgroups: !opts.disableSubgroups && d.features.has('subgroups'),
-      description: describe((d as { adapterInfo?: GPUAdapterInfo }).adapterInfo),
+      description: describe(info),
+      software: isSoftware(info, false),
     };
   }
   const { gpu, why } = await getGpu();
@@ -92,5 +103,6 @@ export async function acquireDevice(opts: AcquireDeviceOptions = {}): Promise<Ac
       maxComputeWorkgroupsPerDimension: lim.maxComputeWorkgroupsPerDimension,
     },
   });
-  return { device, ownsDevice: true, subgroups, description: describe(adapter.info) };
+  const fallback = (adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter === true || (adapter.info as { isFallbackAdapter?: boolean } | undefined)?.isFallbackAdapter === true;
+  return { device, ownsDevice: true, subgroups, description: describe(adapter.info), software: isSoftware(adapter.info, fallback) };
 }

@@ -14,7 +14,7 @@
  *    aggregation's per-row coefficients with {@link aggregationCoefficients} in float64 — every agg mode is
  *    linear, d loss / d ℓ_it = m_it·coef_i.
  * 2. Row pass (gspo, geo_mean): shaders/rowreduce.wgsl, one workgroup per row.
- * 3. Token pass: shaders/tokenpass.wgsl with the family's `tok` (vanilla.wgsl, …): 64 tokens per invocation,
+ * 3. Token pass: shaders/tokenpass.wgsl with the family's `tok` (vanilla.wgsl, …): 64 or 128 tokens per invocation,
  *    vec4 loads, writes coef·w·∂ℓ/∂lp and one slot of partial sums per workgroup (subgroupAdd reductions when
  *    the adapter has `subgroups`, a barrier tree otherwise).
  * 4. Host: add the partial sums in float64 → loss and metrics.
@@ -41,7 +41,7 @@ import { checkRolloutCorrectionConfig, rolloutCorrectionArrays } from '../losses
 import { METRIC, type PolicyLossBatch } from '../losses/types.js';
 import { isNested, type MatrixInput, nestedShape, type Shape2D } from '../matrix.js';
 import { BufferUsage, roundUp } from './buffers.js';
-import { GpuContext, type KernelParams, TOKENS_PER_WORKGROUP } from './context.js';
+import { GpuContext, type KernelParams } from './context.js';
 import { acquireDevice } from './device.js';
 import type { PipelineConstants } from './pipelineCache.js';
 import { clipCovCorr, klCovSelection, type SelectionInputs, topEntropyMask } from './selection.js';
@@ -418,7 +418,7 @@ class WebGpuEngine implements Engine {
   // --- kernels ---------------------------------------------------------------------------------------
 
   private tokenPipeline(family: Family, c: PipelineConstants): Promise<GPUComputePipeline> {
-    return this.gpu.pipeline(`tokenpass/${family}`, () => this.gpu.source([family, 'tokenpass']), c);
+    return this.gpu.pipeline(`tokenpass/${family}`, () => this.gpu.source([family, 'tokenpass']), { ...c, VPT: this.gpu.vec4PerInvocation });
   }
 
   private rowPipeline(mode: number, hasW: boolean): Promise<GPUComputePipeline> {
@@ -479,11 +479,12 @@ class WebGpuEngine implements Engine {
     p: KernelParams,
     temps: GPUBuffer[],
   ): void {
-    const chunk = Math.max(TOKENS_PER_WORKGROUP, Math.floor(this.gpu.maxBindingFloats / TOKENS_PER_WORKGROUP) * TOKENS_PER_WORKGROUP);
+    const tpw = this.gpu.tokensPerWorkgroup;
+    const chunk = Math.floor(this.gpu.maxBindingFloats / tpw) * tpw;
     let wgOffset = 0;
     for (let base = 0; base < n || (n === 0 && base === 0); base += chunk) {
       const cnt = Math.min(chunk, n - base);
-      const nwg = Math.max(1, Math.ceil(cnt / TOKENS_PER_WORKGROUP));
+      const nwg = Math.max(1, Math.ceil(cnt / tpw));
       const g = this.gpu.grid(nwg);
       const u = this.gpu.uniform({ ...p, n: cnt, base, wgOffset, groupsX: g.x, nwg });
       temps.push(u);
@@ -512,10 +513,11 @@ class WebGpuEngine implements Engine {
     }
   }
 
-  private static slots(n: number, maxBindingFloats: number): number {
-    const chunk = Math.max(TOKENS_PER_WORKGROUP, Math.floor(maxBindingFloats / TOKENS_PER_WORKGROUP) * TOKENS_PER_WORKGROUP);
+  private static slots(n: number, gpu: GpuContext): number {
+    const tpw = gpu.tokensPerWorkgroup;
+    const chunk = Math.floor(gpu.maxBindingFloats / tpw) * tpw;
     let s = 0;
-    for (let base = 0; base < n; base += chunk) s += Math.ceil(Math.min(chunk, n - base) / TOKENS_PER_WORKGROUP);
+    for (let base = 0; base < n; base += chunk) s += Math.ceil(Math.min(chunk, n - base) / tpw);
     return Math.max(1, s);
   }
 
@@ -740,7 +742,7 @@ class WebGpuEngine implements Engine {
         bGrad = this.gpu.output(n * 4, 'lumirag-grad');
         temps.push(bGrad);
       }
-      const slots = WebGpuEngine.slots(n, this.gpu.maxBindingFloats);
+      const slots = WebGpuEngine.slots(n, this.gpu);
       const bPart = this.gpu.output(slots * 32, 'lumirag-partials');
       temps.push(bPart);
 
@@ -914,7 +916,7 @@ class WebGpuEngine implements Engine {
         bGrad = this.gpu.output(n * 4, 'lumirag-grad');
         temps.push(bGrad);
       }
-      const slots = WebGpuEngine.slots(n, this.gpu.maxBindingFloats);
+      const slots = WebGpuEngine.slots(n, this.gpu);
       const bPart = this.gpu.output(slots * 32, 'lumirag-partials');
       temps.push(bPart);
       const pipe = await this.tokenPipeline('agg', { HAS_W: false, HAS_SEL: false, SEL_AGG: false, PER_ROW: perRow, NEED_ROW: false });
