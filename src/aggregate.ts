@@ -8,8 +8,9 @@
  *
  * @module
  */
+import { ShapeError } from './errors.js';
 import { type GlobalBatchInfo, type LossAggMode, checkLossAggMode } from './config/policyLoss.js';
-import { type Matrix, type MatrixInput, type Shape2D, checkFiniteAtValid, expectShape, rowLengths, toMask, toMatrix } from './matrix.js';
+import { type FloatArray, type Matrix, type MatrixInput, type Shape2D, checkFiniteAtValid, expectShape, rowLengths, toMask, toMatrix } from './matrix.js';
 
 /** verl's `masked_mean` epsilon (TF:287-301). */
 export const MASKED_MEAN_EPS = 1e-8;
@@ -69,36 +70,71 @@ export function aggregationCoefficients(
 }
 
 /**
+ * The chain rule fused into {@link aggregateRows}: with it, the same pass that sums row i also writes
+ * `grad[k] = rowCoef_i · dLoss[k]` at valid positions and 0 elsewhere (every entry of `grad` is written).
+ */
+export interface RowChain {
+  /** ∂ℓ_it/∂x_it, read only at valid positions. */
+  readonly dLoss: FloatArray;
+  /** The `[rows·cols]` output, d loss / d x. */
+  readonly grad: Float64Array;
+}
+
+/**
  * Aggregate a loss matrix (already validated, row-major) with the mask. Masked positions are never read into
- * the sum, so any value there (even NaN) is ignored.
+ * the sum, so any value there (even NaN) is ignored. With `chain`, the gradient d loss / d x = rowCoef · dLoss is
+ * written in the same pass (one read of the loss matrix instead of two passes).
  */
 export function aggregateRows(
-  lossMat: Float64Array,
-  mask: Float64Array,
+  lossMat: FloatArray,
+  mask: FloatArray,
   rows: number,
   cols: number,
   mode: LossAggMode,
   gbi: GlobalBatchInfo = {},
   lengths: Float64Array = rowLengths({ data: mask, rows, cols }),
+  chain?: RowChain,
 ): RowAggregation {
   const rowCoef = aggregationCoefficients(lengths, cols, mode, gbi);
   let loss = 0;
   for (let i = 0; i < rows; i++) {
     const c = rowCoef[i] as number;
-    if (c === 0) continue;
+    if (c === 0) {
+      chain?.grad.fill(0, i * cols, (i + 1) * cols);
+      continue;
+    }
     let s = 0;
-    for (let j = 0, k = i * cols; j < cols; j++, k++) if (mask[k] !== 0) s += lossMat[k] as number;
+    if (chain) {
+      const { dLoss, grad } = chain;
+      for (let j = 0, k = i * cols; j < cols; j++, k++) {
+        if (mask[k] !== 0) {
+          s += lossMat[k] as number;
+          grad[k] = c * (dLoss[k] as number);
+        } else grad[k] = 0;
+      }
+    } else {
+      for (let j = 0, k = i * cols; j < cols; j++, k++) if (mask[k] !== 0) s += lossMat[k] as number;
+    }
     loss += mode === 'token-mean' || mode === 'seq-mean-token-sum-norm' ? s : s * c;
   }
   if (mode === 'token-mean' || mode === 'seq-mean-token-sum-norm') loss *= rowCoef[0] ?? 0;
   return { loss, rowCoef };
 }
 
+/** Options of {@link aggLoss}. */
+export interface AggLossOptions {
+  /**
+   * A caller-owned `[B·T]` array to write the gradient into (every entry is written, zeros at masked positions);
+   * the result's `grad` is then this very array. Reusing one array across calls avoids fresh memory.
+   */
+  gradInto?: Float64Array;
+}
+
 /** Result of {@link aggLoss}. */
 export interface AggLossResult {
   /** The aggregated loss. */
   loss: number;
-  /** d loss / d lossMat, flat row-major `[B·T]`, zero at masked positions. */
+  /** d loss / d lossMat, flat row-major `[B·T]`, zero at masked positions (`options.gradInto` when given). */
   grad: Float64Array;
 }
 
@@ -111,6 +147,7 @@ export interface AggLossResult {
  * @param lossAggMode - one of {@link LOSS_AGG_MODES}
  * @param globalBatchInfo - verl's global normalisers; omitted = aggregate over this batch alone
  * @param shape - `[B, T]`, required when the inputs are flat
+ * @param options - `gradInto`: reuse a caller's gradient array
  */
 export function aggLoss(
   lossMat: MatrixInput,
@@ -118,6 +155,7 @@ export function aggLoss(
   lossAggMode: LossAggMode,
   globalBatchInfo?: GlobalBatchInfo,
   shape?: Shape2D,
+  options: AggLossOptions = {},
 ): AggLossResult {
   const mode = checkLossAggMode(lossAggMode);
   const m = toMask(mask, 'mask', shape);
@@ -125,19 +163,32 @@ export function aggLoss(
   expectShape(l, m.rows, m.cols, 'lossMat');
   checkFiniteAtValid(l, m, 'lossMat');
   const { loss, rowCoef } = aggregateRows(l.data, m.data, m.rows, m.cols, mode, globalBatchInfo ?? {});
-  return { loss, grad: expandRowCoef(rowCoef, m) };
+  return { loss, grad: expandRowCoef(rowCoef, m, options.gradInto) };
 }
 
-/** d loss / d ℓ as a dense `[B·T]` array: m_it · rowCoef_i. */
-export function expandRowCoef(rowCoef: Float64Array, mask: Matrix): Float64Array {
+/**
+ * d loss / d ℓ as a dense `[B·T]` array: m_it · rowCoef_i.
+ *
+ * @param into - write into this array (length `rows·cols`, every entry written) instead of a fresh one
+ */
+export function expandRowCoef(rowCoef: Float64Array, mask: Matrix, into?: Float64Array): Float64Array {
   const { rows, cols, data } = mask;
-  const g = new Float64Array(rows * cols);
+  const g = into ? checkGradInto(into, rows * cols) : new Float64Array(rows * cols);
   for (let i = 0; i < rows; i++) {
     const c = rowCoef[i] as number;
-    if (c === 0) continue;
-    for (let j = 0, k = i * cols; j < cols; j++, k++) if (data[k] !== 0) g[k] = c;
+    for (let j = 0, k = i * cols; j < cols; j++, k++) g[k] = c !== 0 && data[k] !== 0 ? c : 0;
   }
   return g;
+}
+
+/**
+ * Check a caller's `gradInto` array: a `Float64Array` of exactly `n` entries, else a {@link ShapeError}
+ * naming `gradInto`. Returns it.
+ */
+export function checkGradInto(into: Float64Array, n: number): Float64Array {
+  if (!(into instanceof Float64Array)) throw new ShapeError('gradInto: must be a Float64Array', 'gradInto');
+  if (into.length !== n) throw new ShapeError(`gradInto: length ${into.length} does not match B·T = ${n}`, 'gradInto');
+  return into;
 }
 
 /** verl's `masked_mean(v, m)` = Σ m·v / (Σ m + 1e-8); masked positions are never read. */

@@ -1,7 +1,9 @@
 /**
  * Matrix inputs: every `[B][T]` input of the public API is either a nested `number[][]` or a flat row-major
- * array with an explicit `shape`. This module turns both into one internal form, a row-major `Float64Array`
- * plus its dimensions, and validates them. Inputs are never mutated.
+ * array with an explicit `shape`. This module turns both into one internal form, a row-major {@link FloatArray}
+ * plus its dimensions, and validates them. Flat `Float64Array` / `Float32Array` inputs are used in place (no copy:
+ * fresh memory is expensive, and every reader computes in float64 JS numbers anyway); only nested and plain-array
+ * inputs are copied into a new `Float64Array`. Inputs are never mutated.
  *
  * @module
  */
@@ -9,6 +11,11 @@ import { ShapeError, ValueError } from './errors.js';
 
 /** A flat row-major numeric array. */
 export type FlatArray = Float64Array | Float32Array | readonly number[];
+/**
+ * The typed arrays the internal form holds: a caller's `Float32Array` is read in place, and each element is widened
+ * to a float64 JS number when read, so arithmetic stays float64.
+ */
+export type FloatArray = Float64Array | Float32Array;
 /** A nested `[rows][cols]` array. */
 export type NestedMatrix = readonly (readonly number[])[];
 /** A `[B][T]` input: nested, or flat with the shape given beside it. */
@@ -16,10 +23,13 @@ export type MatrixInput = NestedMatrix | FlatArray;
 /** `[B, T]`: rows (sequences) and columns (response positions). */
 export type Shape2D = readonly [number, number];
 
-/** The internal form of a `[rows][cols]` matrix: row-major float64 data. May alias a caller's `Float64Array`; never written to. */
+/**
+ * The internal form of a `[rows][cols]` matrix: row-major data, read as float64 numbers. May alias a caller's
+ * `Float64Array` or `Float32Array`; never written to.
+ */
 export interface Matrix {
   /** Row-major values, length `rows * cols`. */
-  readonly data: Float64Array;
+  readonly data: FloatArray;
   /** Number of rows (B). */
   readonly rows: number;
   /** Number of columns (T). */
@@ -80,8 +90,13 @@ export function toMatrix(input: MatrixInput, field: string, shape?: Shape2D): Ma
   if (input.length !== rows * cols) {
     throw new ShapeError(`${field}: length ${input.length} does not match shape [${rows}, ${cols}] (${rows * cols})`, field);
   }
-  const data = input instanceof Float64Array ? input : Float64Array.from(input as ArrayLike<number>);
+  const data = input instanceof Float64Array || input instanceof Float32Array ? input : Float64Array.from(input);
   return { data, rows, cols };
+}
+
+/** `a` itself when it is a `Float64Array`, else a float64 copy (for code that keeps or returns float64 arrays). */
+export function toFloat64(a: FloatArray): Float64Array {
+  return a instanceof Float64Array ? a : Float64Array.from(a);
 }
 
 /** Check that `m` has exactly the given shape. */

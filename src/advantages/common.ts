@@ -5,7 +5,7 @@
  * @module
  */
 import { ConfigError, EstimatorError, ShapeError, ValueError } from '../errors.js';
-import { type Matrix, type Shape2D, expectShape, isNested, nestedShape, rowLengths, toMask, toMatrix } from '../matrix.js';
+import { type Matrix, type Shape2D, expectShape, isNested, nestedShape, rowLengths, toFloat64, toMask, toMatrix } from '../matrix.js';
 import type { AdvantageConfig, AdvantageInputs, ResolvedAdvantageConfig, ResolvedAdvantageInputs } from './types.js';
 
 /** verl's `masked_mean` / `masked_whiten` epsilons (torch_functional.py). */
@@ -60,7 +60,7 @@ export function resolveAdvantageInputs(inputs: AdvantageInputs): ResolvedAdvanta
     const m = toMatrix(v, name, shape);
     expectShape(m, B, T, name);
     checkFiniteAtValid(m, mask, name);
-    return m.data;
+    return toFloat64(m.data);
   };
   let index: string[] | null = null;
   let groupIds: Int32Array | null = null;
@@ -101,8 +101,8 @@ export function resolveAdvantageInputs(inputs: AdvantageInputs): ResolvedAdvanta
   return {
     B,
     T,
-    rewards: r,
-    mask: mask.data,
+    rewards: toFloat64(r),
+    mask: toFloat64(mask.data),
     lengths: rowLengths(mask),
     scores,
     index,

@@ -13,29 +13,50 @@
  *
  * @module
  */
-import { maskedMean } from '../aggregate.js';
+import { MASKED_MEAN_EPS } from '../aggregate.js';
 import type { ResolvedPolicyLossConfig } from '../config/policyLoss.js';
-import { finishTokenLoss } from './common.js';
+import type { FloatArray } from '../matrix.js';
+import { finishTokenLoss, scratch } from './common.js';
 import { registerBuiltin } from './registry.js';
 import { checkRolloutCorrectionConfig, rolloutCorrectionArrays } from './rolloutCorrection.js';
 import { METRIC, type PolicyLossResult, type ResolvedBatch } from './types.js';
-import { vanillaTokenPass } from './vanilla.js';
+import { vanillaTokenPassInto } from './vanilla.js';
 
-/** The REINFORCE per-token pass: ℓ = −A·lp and ∂ℓ/∂lp = −A over `mask`, and verl's `actor/ppo_kl`. */
-function reinforceTokenPass(batch: ResolvedBatch, mask: Float64Array): { lossMat: Float64Array; dLoss: Float64Array; metrics: Record<string, number> } {
+/** A per-token pass: ℓ and ∂ℓ/∂lp in scratch arrays (valid only where the pass's mask is 1), and its metrics. */
+interface ScratchPass {
+  lossMat: Float64Array;
+  dLoss: Float64Array;
+  metrics: Record<string, number>;
+}
+
+/**
+ * The REINFORCE per-token pass: ℓ = −A·lp and ∂ℓ/∂lp = −A over `mask` (into scratch arrays), and verl's
+ * `actor/ppo_kl` = masked_mean(olp − lp), accumulated inline in index order.
+ */
+function reinforceTokenPass(batch: ResolvedBatch, mask: FloatArray): ScratchPass {
   const { oldLogProbs: olp, logProbs: lp, advantages: adv } = batch;
   const n = batch.B * batch.T;
-  const lossMat = new Float64Array(n);
-  const dLoss = new Float64Array(n);
-  const negKl = new Float64Array(n);
+  const lossMat = scratch('lossMat', n);
+  const dLoss = scratch('dLoss', n);
+  let nValid = 0;
+  let klSum = 0;
   for (let k = 0; k < n; k++) {
     if (mask[k] === 0) continue;
+    nValid++;
     const negA = -(adv[k] as number);
     lossMat[k] = negA * (lp[k] as number);
     dLoss[k] = negA;
-    negKl[k] = -((lp[k] as number) - (olp[k] as number));
+    klSum += -((lp[k] as number) - (olp[k] as number));
   }
-  return { lossMat, dLoss, metrics: { [METRIC.ppoKl]: maskedMean(negKl, mask) } };
+  return { lossMat, dLoss, metrics: { [METRIC.ppoKl]: klSum / (nValid + MASKED_MEAN_EPS) } };
+}
+
+/** The vanilla per-token pass over `mask`, into scratch arrays. */
+function vanillaScratchPass(batch: ResolvedBatch, config: ResolvedPolicyLossConfig, mask: FloatArray): ScratchPass {
+  const n = batch.B * batch.T;
+  const lossMat = scratch('lossMat', n);
+  const dLoss = scratch('dLoss', n);
+  return { lossMat, dLoss, metrics: vanillaTokenPassInto(batch, config, mask, lossMat, dLoss) };
 }
 
 /**
@@ -51,8 +72,10 @@ export function bypassModeLoss(batch: ResolvedBatch, config: ResolvedPolicyLossC
   let valid = 0;
   for (let k = 0; k < batch.mask.length; k++) if (batch.mask[k] !== 0) valid++;
   if (valid === 0) {
-    const pass = reinforce ? reinforceTokenPass(batch, batch.mask) : vanillaTokenPass(batch, config, batch.mask);
-    return { loss: 0, grad: new Float64Array(B * T), metrics: pass.metrics };
+    const pass = reinforce ? reinforceTokenPass(batch, batch.mask) : vanillaScratchPass(batch, config, batch.mask);
+    const grad = batch.gradInto ?? new Float64Array(B * T);
+    if (batch.gradInto) grad.fill(0);
+    return { loss: 0, grad, metrics: pass.metrics };
   }
   // verl: old_log_prob=log_prob (π_current), rollout_log_prob=old_log_prob, under no_grad
   const corr = rolloutCorrectionArrays(batch.logProbs, batch.oldLogProbs, batch.mask, B, T, rc);
@@ -62,7 +85,7 @@ export function bypassModeLoss(batch: ResolvedBatch, config: ResolvedPolicyLossC
     const pass = reinforceTokenPass(batch, effMask);
     result = finishTokenLoss({ ...batch, rolloutIsWeights: corr.weights }, config, pass.lossMat, pass.dLoss, 'token-mean', pass.metrics, effMask);
   } else {
-    const pass = vanillaTokenPass(batch, config, effMask);
+    const pass = vanillaScratchPass(batch, config, effMask);
     result = finishTokenLoss({ ...batch, rolloutIsWeights: null }, config, pass.lossMat, pass.dLoss, 'token-mean', pass.metrics, effMask);
   }
   Object.assign(result.metrics, corr.metrics);

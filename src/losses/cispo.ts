@@ -7,9 +7,9 @@
  *
  * @module
  */
-import { maskedMean } from '../aggregate.js';
+import { MASKED_MEAN_EPS } from '../aggregate.js';
 import type { ResolvedPolicyLossConfig } from '../config/policyLoss.js';
-import { LOG_RATIO_CLAMP, finishTokenLoss } from './common.js';
+import { LOG_RATIO_CLAMP, finishTokenLoss, scratch } from './common.js';
 import { registerBuiltin } from './registry.js';
 import { METRIC, type PolicyLossResult, type ResolvedBatch } from './types.js';
 
@@ -19,25 +19,28 @@ export function cispoLossStrategy(batch: ResolvedBatch, config: ResolvedPolicyLo
   const n = batch.B * batch.T;
   const lo = 1 - config.clipRatioLow;
   const hi = 1 + config.clipRatioHigh;
-  const lossMat = new Float64Array(n);
-  const dLoss = new Float64Array(n);
-  const negD = new Float64Array(n);
-  const clipped = new Float64Array(n);
+  const lossMat = scratch('lossMat', n);
+  const dLoss = scratch('dLoss', n);
+  let nValid = 0;
+  let klSum = 0;
+  let nClipped = 0;
   for (let k = 0; k < n; k++) {
     if (mask[k] === 0) continue;
+    nValid++;
     const raw = (lp[k] as number) - (olp[k] as number);
     const d = raw < -LOG_RATIO_CLAMP ? -LOG_RATIO_CLAMP : raw > LOG_RATIO_CLAMP ? LOG_RATIO_CLAMP : raw;
-    negD[k] = -d;
+    klSum += -d;
     const r = Math.exp(d);
     const rc = r < lo ? lo : r > hi ? hi : r;
-    if (r !== rc) clipped[k] = 1;
+    if (r !== rc) nClipped++;
     const a = adv[k] as number;
     lossMat[k] = -rc * a * (lp[k] as number);
     dLoss[k] = -rc * a;
   }
   const metrics = {
-    [METRIC.pgClipfrac]: maskedMean(clipped, mask),
-    [METRIC.ppoKl]: maskedMean(negD, mask),
+    // masked_mean, accumulated inline in index order
+    [METRIC.pgClipfrac]: nClipped / (nValid + MASKED_MEAN_EPS),
+    [METRIC.ppoKl]: klSum / (nValid + MASKED_MEAN_EPS),
     [METRIC.pgClipfracLower]: 0,
   };
   return finishTokenLoss(batch, config, lossMat, dLoss, 'token-mean', metrics);

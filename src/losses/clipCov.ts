@@ -18,7 +18,7 @@ import { maskedMean } from '../aggregate.js';
 import type { ResolvedPolicyLossConfig } from '../config/policyLoss.js';
 import { ConfigError } from '../errors.js';
 import { mulberry32 } from '../random.js';
-import { finishTokenLoss } from './common.js';
+import { finishTokenLoss, scratch } from './common.js';
 import { registerBuiltin } from './registry.js';
 import { METRIC, type PolicyLossResult, type ResolvedBatch } from './types.js';
 
@@ -47,8 +47,8 @@ export function clipCovLossStrategy(batch: ResolvedBatch, config: ResolvedPolicy
   if (!(config.clipCovRatio > 0)) throw new ConfigError(`clipCovRatio must be > 0 for clip_cov (verl asserts it), got ${config.clipCovRatio}`, 'clipCovRatio');
   const lo = 1 - config.clipRatioLow;
   const hi = 1 + config.clipRatioHigh;
-  const lossMat = new Float64Array(n);
-  const dLoss = new Float64Array(n);
+  const lossMat = scratch('lossMat', n);
+  const dLoss = scratch('dLoss', n);
   const negD = new Float64Array(n);
   const clippedOrigin = new Uint8Array(n);
   for (let k = 0; k < n; k++) {

@@ -18,10 +18,11 @@
  */
 import type { ResolvedPolicyLossConfig } from '../config/policyLoss.js';
 import { ShapeError } from '../errors.js';
-import { finishTokenLoss, topKByValue } from './common.js';
+import type { FloatArray } from '../matrix.js';
+import { finishTokenLoss, scratch, topKByValue } from './common.js';
 import { registerBuiltin } from './registry.js';
 import type { PolicyLossResult, ResolvedBatch } from './types.js';
-import { vanillaTokenPass } from './vanilla.js';
+import { vanillaTokenPassInto } from './vanilla.js';
 
 /** Relative slack under which ρ·N is taken as an exact integer before the ceiling. */
 const CEIL_SLACK = 1e-9;
@@ -39,7 +40,7 @@ export function eightyTwentyCount(nValid: number, ratio: number): number {
  * The 0/1 mask of the selected tokens: the top k valid tokens by entropy, lowest index first on ties.
  * Internal to eighty-twenty (to be merged with the entropy module's `entropyTopMask`).
  */
-export function selectTopEntropy(entropy: Float64Array, mask: Float64Array, ratio: number): Float64Array {
+export function selectTopEntropy(entropy: FloatArray, mask: FloatArray, ratio: number): Float64Array {
   const valid: number[] = [];
   for (let k = 0; k < mask.length; k++) if (mask[k] !== 0) valid.push(k);
   const values = valid.map((k) => entropy[k] as number);
@@ -57,7 +58,10 @@ export function eightyTwentyLossStrategy(batch: ResolvedBatch, config: ResolvedP
     );
   }
   const top = selectTopEntropy(batch.entropy, batch.mask, config.entropyTopRatio);
-  const { lossMat, dLoss, metrics } = vanillaTokenPass(batch, config);
+  const n = batch.B * batch.T;
+  const lossMat = scratch('lossMat', n);
+  const dLoss = scratch('dLoss', n);
+  const metrics = vanillaTokenPassInto(batch, config, batch.mask, lossMat, dLoss);
   return finishTokenLoss(batch, config, lossMat, dLoss, 'token-mean', metrics, top);
 }
 

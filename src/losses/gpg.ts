@@ -5,7 +5,7 @@
  * @module
  */
 import type { ResolvedPolicyLossConfig } from '../config/policyLoss.js';
-import { finishTokenLoss } from './common.js';
+import { finishTokenLoss, scratch } from './common.js';
 import { registerBuiltin } from './registry.js';
 import type { PolicyLossResult, ResolvedBatch } from './types.js';
 
@@ -13,8 +13,8 @@ import type { PolicyLossResult, ResolvedBatch } from './types.js';
 export function gpgLossStrategy(batch: ResolvedBatch, config: ResolvedPolicyLossConfig): PolicyLossResult {
   const { logProbs: lp, advantages: adv, mask } = batch;
   const n = batch.B * batch.T;
-  const lossMat = new Float64Array(n);
-  const dLoss = new Float64Array(n);
+  const lossMat = scratch('lossMat', n);
+  const dLoss = scratch('dLoss', n);
   for (let k = 0; k < n; k++) {
     if (mask[k] === 0) continue;
     const a = adv[k] as number;

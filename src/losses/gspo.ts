@@ -10,7 +10,7 @@
  */
 import { maskedMean } from '../aggregate.js';
 import type { ResolvedPolicyLossConfig } from '../config/policyLoss.js';
-import { finishTokenLoss } from './common.js';
+import { finishTokenLoss, scratch } from './common.js';
 import { registerBuiltin } from './registry.js';
 import { METRIC, type PolicyLossResult, type ResolvedBatch } from './types.js';
 
@@ -27,8 +27,8 @@ export function gspoLossStrategy(batch: ResolvedBatch, config: ResolvedPolicyLos
   const n = B * T;
   const lo = 1 - config.clipRatioLow;
   const hi = 1 + config.clipRatioHigh;
-  const lossMat = new Float64Array(n);
-  const dLoss = new Float64Array(n);
+  const lossMat = scratch('lossMat', n);
+  const dLoss = scratch('dLoss', n);
   const negD = new Float64Array(n);
   const clipped = new Float64Array(n);
   for (let i = 0; i < B; i++) {

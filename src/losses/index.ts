@@ -26,8 +26,8 @@ export { geoMeanLossStrategy, GEO_MEAN_EPS, GEO_MEAN_LOG_W_EPS } from './geoMean
 export { cispoLossStrategy } from './cispo.js';
 export { eightyTwentyLossStrategy, eightyTwentyCount } from './eightyTwenty.js';
 export { dapoLoss, gspoLoss, sapoLoss, DAPO_LOSS_DEFAULTS, GSPO_LOSS_DEFAULTS, SAPO_LOSS_DEFAULTS } from './seed.js';
-export { finishTokenLoss, topKByValue, LOG_RATIO_CLAMP } from './common.js';
+export { finishTokenLoss, topKByValue, LOG_RATIO_CLAMP, releaseScratch } from './common.js';
 export { METRIC } from './types.js';
-export type { PolicyLossBatch, PolicyLossEntry, PolicyLossResult, PolicyLossStrategy, ResolvedBatch } from './types.js';
+export type { PolicyLossBatch, PolicyLossEntry, PolicyLossOptions, PolicyLossResult, PolicyLossStrategy, ResolvedBatch } from './types.js';
 export * from './bypassMode.js';
 export * from './rolloutCorrection.js';

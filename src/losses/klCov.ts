@@ -15,7 +15,7 @@
 import { maskedMean } from '../aggregate.js';
 import type { ResolvedPolicyLossConfig } from '../config/policyLoss.js';
 import { ConfigError } from '../errors.js';
-import { finishTokenLoss, topKByValue } from './common.js';
+import { finishTokenLoss, scratch, topKByValue } from './common.js';
 import { registerBuiltin } from './registry.js';
 import { METRIC, type PolicyLossResult, type ResolvedBatch } from './types.js';
 
@@ -25,8 +25,8 @@ export function klCovLossStrategy(batch: ResolvedBatch, config: ResolvedPolicyLo
   const n = batch.B * batch.T;
   if (!(config.klCovRatio > 0)) throw new ConfigError(`klCovRatio must be > 0 for kl_cov (verl asserts it), got ${config.klCovRatio}`, 'klCovRatio');
   const coef = config.ppoKlCoef;
-  const lossMat = new Float64Array(n);
-  const dLoss = new Float64Array(n);
+  const lossMat = scratch('lossMat', n);
+  const dLoss = scratch('dLoss', n);
   const absD = new Float64Array(n);
   const valid: number[] = [];
   let sumA = 0;

@@ -6,8 +6,20 @@
  */
 import { type PolicyLossConfig, resolvePolicyLossConfig } from '../config/policyLoss.js';
 import { ConfigError, ShapeError, UnknownModeError } from '../errors.js';
-import { type Matrix, type Shape2D, checkFiniteAtValid, expectShape, isNested, nestedShape, rowLengths, toMask, toMatrix } from '../matrix.js';
-import type { PolicyLossBatch, PolicyLossEntry, PolicyLossResult, PolicyLossStrategy, ResolvedBatch } from './types.js';
+import { checkGradInto } from '../aggregate.js';
+import {
+  type FloatArray,
+  type Matrix,
+  type Shape2D,
+  checkFiniteAtValid,
+  expectShape,
+  isNested,
+  nestedShape,
+  rowLengths,
+  toMask,
+  toMatrix,
+} from '../matrix.js';
+import type { PolicyLossBatch, PolicyLossEntry, PolicyLossOptions, PolicyLossResult, PolicyLossStrategy, ResolvedBatch } from './types.js';
 
 const registry = new Map<string, PolicyLossEntry>();
 
@@ -69,11 +81,77 @@ function batchShape(batch: PolicyLossBatch): Shape2D {
 
 /**
  * Validate a {@link PolicyLossBatch}: equal shapes, no ragged rows, a 0/1 mask, finite values at valid
- * positions. The result's arrays are never written to.
+ * positions. Flat `Float64Array` / `Float32Array` fields are used in place (no copy); the result's arrays are never
+ * written to.
+ *
+ * Validation runs as one fused pass over the mask and the three required fields (plus one pass per optional field
+ * present); when that pass finds any problem, the field-by-field checks below rerun and throw the first error in
+ * their order (mask shape and 0/1 values, then each field's shape and finiteness in turn), so the error a caller
+ * sees does not depend on the fast path.
  */
 export function resolveBatch(batch: PolicyLossBatch): ResolvedBatch {
   if (batch == null || typeof batch !== 'object') throw new ShapeError('batch must be an object', 'batch');
   const shape = batchShape(batch);
+  let fast: ResolvedBatch | null;
+  try {
+    fast = resolveFused(batch, shape);
+  } catch {
+    fast = null; // a shape or missing-field error: the sequential checks below report it in their order
+  }
+  return fast ?? resolveSequential(batch, shape);
+}
+
+/** The fused validation: the resolved batch when every check passes, else null (never throws a value error). */
+function resolveFused(batch: PolicyLossBatch, shape: Shape2D): ResolvedBatch | null {
+  const mask = toMatrix(batch.responseMask, 'responseMask', shape);
+  const { rows: B, cols: T } = mask;
+  const field = (name: 'oldLogProbs' | 'logProbs' | 'advantages' | 'rolloutIsWeights' | 'entropy'): FloatArray => {
+    const v = batch[name];
+    if (v == null) throw new ShapeError(`batch.${name} is required`, name);
+    const m = toMatrix(v, name, shape);
+    expectShape(m, B, T, name);
+    return m.data;
+  };
+  const oldLogProbs = field('oldLogProbs');
+  const logProbs = field('logProbs');
+  const advantages = field('advantages');
+  const rolloutIsWeights = batch.rolloutIsWeights == null ? null : field('rolloutIsWeights');
+  const entropy = batch.entropy == null ? null : field('entropy');
+  const lengths = new Float64Array(B);
+  if (!maskAndFinite(mask.data, oldLogProbs, logProbs, advantages, lengths, T)) return null;
+  if (rolloutIsWeights && !finiteAtValid(rolloutIsWeights, mask.data)) return null;
+  if (entropy && !finiteAtValid(entropy, mask.data)) return null;
+  return { B, T, oldLogProbs, logProbs, advantages, mask: mask.data, lengths, rolloutIsWeights, entropy };
+}
+
+/**
+ * One pass: every mask entry is 0 or 1, `a`, `b`, `c` are finite wherever the mask is 1, and `lengths[i]` gets row
+ * i's count of valid positions. False at the first problem.
+ */
+function maskAndFinite(mask: FloatArray, a: FloatArray, b: FloatArray, c: FloatArray, lengths: Float64Array, T: number): boolean {
+  const B = lengths.length;
+  for (let i = 0; i < B; i++) {
+    let s = 0;
+    for (let j = 0, k = i * T; j < T; j++, k++) {
+      const m = mask[k] as number;
+      if (m === 0) continue;
+      if (m !== 1) return false;
+      s++;
+      if (!(Number.isFinite(a[k] as number) && Number.isFinite(b[k] as number) && Number.isFinite(c[k] as number))) return false;
+    }
+    lengths[i] = s;
+  }
+  return true;
+}
+
+/** True when `x` is finite wherever `mask` is non-zero. */
+function finiteAtValid(x: FloatArray, mask: FloatArray): boolean {
+  for (let k = 0; k < mask.length; k++) if (mask[k] !== 0 && !Number.isFinite(x[k] as number)) return false;
+  return true;
+}
+
+/** The field-by-field validation (the reference order of checks and errors). */
+function resolveSequential(batch: PolicyLossBatch, shape: Shape2D): ResolvedBatch {
   const mask = toMask(batch.responseMask, 'responseMask', shape);
   const [B, T] = [mask.rows, mask.cols];
   const field = (name: 'oldLogProbs' | 'logProbs' | 'advantages' | 'rolloutIsWeights' | 'entropy'): Matrix => {
@@ -101,10 +179,22 @@ export function resolveBatch(batch: PolicyLossBatch): ResolvedBatch {
  * Run the policy loss `lossMode` (any registered name: `vanilla`, `gspo`, `sapo`, `gpg`, `clip_cov`, `kl_cov`,
  * `geo_mean`, `cispo`, `bypass_mode`, `eighty-twenty`, or a user strategy) on the CPU float64 reference.
  *
+ * Flat `Float32Array` inputs are read in place (each value widened to float64; no conversion copy).
+ *
+ * @param options - `gradInto`: a caller-owned `Float64Array` of exactly `B·T` entries; when given, the returned
+ *   `grad` IS that array (overwritten in full, zeros at masked positions), so a training loop can reuse one
+ *   gradient buffer across steps. A {@link ShapeError} names `gradInto` when its length differs.
  * @returns the loss, d loss / d logProbs (flat `[B·T]`, zero at masked positions) and verl's metrics
  */
-export function policyLoss(lossMode: string, batch: PolicyLossBatch, config: PolicyLossConfig = {}): PolicyLossResult {
+export function policyLoss(lossMode: string, batch: PolicyLossBatch, config: PolicyLossConfig = {}, options: PolicyLossOptions = {}): PolicyLossResult {
   const entry = getPolicyLoss(lossMode);
   const resolved = resolvePolicyLossConfig(config);
-  return entry.cpu(resolveBatch(batch), resolved);
+  const rb = resolveBatch(batch);
+  const into = options?.gradInto;
+  if (into == null) return entry.cpu(rb, resolved);
+  checkGradInto(into, rb.B * rb.T);
+  const result = entry.cpu({ ...rb, gradInto: into }, resolved);
+  if (result.grad === into) return result;
+  into.set(result.grad); // a strategy that did not use batch.gradInto
+  return { ...result, grad: into };
 }

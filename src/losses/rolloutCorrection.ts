@@ -17,7 +17,7 @@
  */
 import type { RolloutCorrectionConfig } from '../config/policyLoss.js';
 import { ConfigError, ShapeError, UnknownModeError, ValueError } from '../errors.js';
-import { type Matrix, type MatrixInput, type Shape2D, checkFiniteAtValid, expectShape, isNested, nestedShape, toMask, toMatrix } from '../matrix.js';
+import { type FloatArray, type Matrix, type MatrixInput, type Shape2D, checkFiniteAtValid, expectShape, isNested, nestedShape, toMask, toMatrix } from '../matrix.js';
 import { LOG_RATIO_CLAMP } from './common.js';
 
 /** verl's `SAFETY_BOUND`: log-ratios are clamped to ±20 before exponentiating. */
@@ -153,7 +153,7 @@ function maskedMean(v: ArrayLike<number>, mask: ArrayLike<number>): number {
 }
 
 /** verl_F.masked_sum(values, mask, axis=-1). */
-function rowMaskedSum(v: Float64Array, mask: Float64Array, B: number, T: number): Float64Array {
+function rowMaskedSum(v: FloatArray, mask: FloatArray, B: number, T: number): Float64Array {
   const terms = maskedTerms(v, mask);
   const out = new Float64Array(B);
   for (let i = 0; i < B; i++) out[i] = T === 1 ? 0 + (terms[i] as number) : torchSum(terms, i * T, T);
@@ -161,13 +161,13 @@ function rowMaskedSum(v: Float64Array, mask: Float64Array, B: number, T: number)
 }
 
 /** verl_F.masked_mean(values, mask, axis=-1): Σ/(L_i + 1e-8), 0 for an empty row. */
-function rowMaskedMean(v: Float64Array, mask: Float64Array, B: number, T: number, lengths: Float64Array): Float64Array {
+function rowMaskedMean(v: FloatArray, mask: FloatArray, B: number, T: number, lengths: Float64Array): Float64Array {
   const s = rowMaskedSum(v, mask, B, T);
   for (let i = 0; i < B; i++) s[i] = (s[i] as number) / ((lengths[i] as number) + EPS);
   return s;
 }
 
-function rowLens(mask: Float64Array, B: number, T: number): Float64Array {
+function rowLens(mask: FloatArray, B: number, T: number): Float64Array {
   const out = new Float64Array(B);
   for (let i = 0; i < B; i++) {
     let s = 0;
@@ -208,13 +208,13 @@ function minOf(v: ArrayLike<number>): number {
 }
 
 /** max / min over the valid positions (verl's masked_fill(±inf) then max / min). */
-function maskedMax(v: Float64Array, mask: Float64Array): number {
+function maskedMax(v: FloatArray, mask: FloatArray): number {
   let m = -Infinity;
   for (let k = 0; k < v.length; k++) if (mask[k] !== 0 && (v[k] as number) > m) m = v[k] as number;
   return m;
 }
 
-function maskedMin(v: Float64Array, mask: Float64Array): number {
+function maskedMin(v: FloatArray, mask: FloatArray): number {
   let m = Infinity;
   for (let k = 0; k < v.length; k++) if (mask[k] !== 0 && (v[k] as number) < m) m = v[k] as number;
   return m;
@@ -226,7 +226,7 @@ function f32Fraction(count: number, n: number): number {
 }
 
 /** `masked_mean(bool.float(), mask)`: a float64 masked mean of an indicator. */
-function maskedFraction(pred: (k: number) => boolean, mask: Float64Array): number {
+function maskedFraction(pred: (k: number) => boolean, mask: FloatArray): number {
   let c = 0;
   let n = 0;
   for (let k = 0; k < mask.length; k++) {
@@ -242,7 +242,7 @@ function clampSafe(x: number): number {
 }
 
 /** verl's clamped-variance std: sqrt(max(E[x²] − E[x]², 0)) over valid positions with x clamped to [lo, hi]. */
-function clampedStd(v: Float64Array, mask: Float64Array, lo: number, hi: number, count: number): number {
+function clampedStd(v: FloatArray, mask: FloatArray, lo: number, hi: number, count: number): number {
   if (!(count > 1)) return 0;
   const c = new Float64Array(v.length);
   const c2 = new Float64Array(v.length);
@@ -257,7 +257,7 @@ function clampedStd(v: Float64Array, mask: Float64Array, lo: number, hi: number,
   return Math.sqrt(variance > 0 ? variance : 0);
 }
 
-function countValid(mask: Float64Array): number {
+function countValid(mask: FloatArray): number {
   let n = 0;
   for (let k = 0; k < mask.length; k++) if (mask[k] !== 0) n++;
   return n;
@@ -621,9 +621,9 @@ export function computeRolloutRejectionMask(
 /** verl's `compute_rs_metrics` for one option. */
 function rsOptionMetrics(
   option: string,
-  stat: Float64Array,
+  stat: FloatArray,
   perSeq: Float64Array | null,
-  m: Float64Array,
+  m: FloatArray,
   B: number,
   T: number,
   lengths: Float64Array,
@@ -781,9 +781,9 @@ export function checkRolloutCorrectionConfig(config: RolloutCorrectionConfig): v
 
 /** @internal The unified pipeline on validated row-major arrays (used by `bypass_mode`). */
 export function rolloutCorrectionArrays(
-  logProbs: Float64Array,
-  rolloutLogProbs: Float64Array,
-  mask: Float64Array,
+  logProbs: FloatArray,
+  rolloutLogProbs: FloatArray,
+  mask: FloatArray,
   B: number,
   T: number,
   config: RolloutCorrectionConfig,

@@ -8,9 +8,9 @@
  *
  * @module
  */
-import { maskedMean } from '../aggregate.js';
+import { MASKED_MEAN_EPS } from '../aggregate.js';
 import type { ResolvedPolicyLossConfig } from '../config/policyLoss.js';
-import { LOG_RATIO_CLAMP, finishTokenLoss } from './common.js';
+import { LOG_RATIO_CLAMP, finishTokenLoss, scratch } from './common.js';
 import { registerBuiltin } from './registry.js';
 import { METRIC, type PolicyLossResult, type ResolvedBatch } from './types.js';
 
@@ -18,15 +18,17 @@ import { METRIC, type PolicyLossResult, type ResolvedBatch } from './types.js';
 export function sapoLossStrategy(batch: ResolvedBatch, config: ResolvedPolicyLossConfig): PolicyLossResult {
   const { oldLogProbs: olp, logProbs: lp, advantages: adv, mask } = batch;
   const n = batch.B * batch.T;
-  const lossMat = new Float64Array(n);
-  const dLoss = new Float64Array(n);
-  const negD = new Float64Array(n);
+  const lossMat = scratch('lossMat', n);
+  const dLoss = scratch('dLoss', n);
+  let nValid = 0;
+  let klSum = 0;
   for (let k = 0; k < n; k++) {
     if (mask[k] === 0) continue;
+    nValid++;
     const raw = (lp[k] as number) - (olp[k] as number);
     const d = raw < -LOG_RATIO_CLAMP ? -LOG_RATIO_CLAMP : raw > LOG_RATIO_CLAMP ? LOG_RATIO_CLAMP : raw;
     const dd = raw >= -LOG_RATIO_CLAMP && raw <= LOG_RATIO_CLAMP ? 1 : 0;
-    negD[k] = -d;
+    klSum += -d;
     const a = adv[k] as number;
     const tau = a > 0 ? config.tauPos : config.tauNeg;
     const r = Math.exp(d);
@@ -36,7 +38,7 @@ export function sapoLossStrategy(batch: ResolvedBatch, config: ResolvedPolicyLos
   }
   const metrics = {
     [METRIC.pgClipfrac]: 0,
-    [METRIC.ppoKl]: maskedMean(negD, mask),
+    [METRIC.ppoKl]: klSum / (nValid + MASKED_MEAN_EPS), // masked_mean, accumulated inline in index order
     [METRIC.pgClipfracLower]: 0,
   };
   return finishTokenLoss(batch, config, lossMat, dLoss, 'seq-mean-token-mean', metrics);

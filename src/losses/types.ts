@@ -5,7 +5,7 @@
  * @module
  */
 import type { LossAggMode, ResolvedPolicyLossConfig } from '../config/policyLoss.js';
-import type { MatrixInput, Shape2D } from '../matrix.js';
+import type { FloatArray, MatrixInput, Shape2D } from '../matrix.js';
 
 /**
  * A policy-loss batch. Each field is `[B][T]`: nested `number[][]`, or flat row-major
@@ -28,28 +28,52 @@ export interface PolicyLossBatch {
   shape?: Shape2D;
 }
 
-/** A validated batch: row-major float64 arrays of length `B·T` (they may alias the caller's; never written to). */
+/**
+ * A validated batch: row-major arrays of length `B·T`. A caller's flat `Float64Array` / `Float32Array` is used
+ * in place (never copied, never written to); read elements are float64 JS numbers, so strategies compute in float64
+ * whatever the storage. Nested inputs arrive as fresh `Float64Array`s.
+ */
 export interface ResolvedBatch {
   /** Number of sequences. */
   readonly B: number;
   /** Padded response length. */
   readonly T: number;
-  readonly oldLogProbs: Float64Array;
-  readonly logProbs: Float64Array;
-  readonly advantages: Float64Array;
-  /** 0/1. */
-  readonly mask: Float64Array;
+  /** Behaviour-policy log-probs. */
+  readonly oldLogProbs: FloatArray;
+  /** Current-policy log-probs (the gradient's variable). */
+  readonly logProbs: FloatArray;
+  /** Advantages. */
+  readonly advantages: FloatArray;
+  /** 0/1 response mask. */
+  readonly mask: FloatArray;
   /** Per-row valid length L_i = Σ_t m_it. */
   readonly lengths: Float64Array;
-  readonly rolloutIsWeights: Float64Array | null;
-  readonly entropy: Float64Array | null;
+  /** Rollout IS weights, or null. */
+  readonly rolloutIsWeights: FloatArray | null;
+  /** Per-token entropy, or null. */
+  readonly entropy: FloatArray | null;
+  /**
+   * The caller's gradient array (`policyLoss`'s `options.gradInto`, length `B·T`), or absent. {@link finishTokenLoss}
+   * writes the gradient into it; a strategy that returns another array has it copied in by `policyLoss`.
+   */
+  readonly gradInto?: Float64Array | null;
+}
+
+/** Options of `policyLoss` (its 4th argument). */
+export interface PolicyLossOptions {
+  /**
+   * A caller-owned `Float64Array` of exactly `B·T` entries to write the gradient into; the result's `grad` is then
+   * this very array (every entry written, zeros at masked positions). Reusing it across steps avoids allocating
+   * (and page-faulting) a fresh gradient per call.
+   */
+  gradInto?: Float64Array;
 }
 
 /** What every policy loss returns. */
 export interface PolicyLossResult {
   /** The scalar loss (to be minimised). */
   loss: number;
-  /** d loss / d logProbs, flat row-major `[B·T]`, zero at masked positions. */
+  /** d loss / d logProbs, flat row-major `[B·T]`, zero at masked positions (`options.gradInto` when given). */
   grad: Float64Array;
   /** verl's metric keys (`actor/pg_clipfrac`, `actor/ppo_kl`, `actor/pg_clipfrac_lower`, …) and values. */
   metrics: Record<string, number>;

@@ -6,37 +6,63 @@
  *
  * @module
  */
-import { maskedMean } from '../aggregate.js';
+import { MASKED_MEAN_EPS } from '../aggregate.js';
 import type { ResolvedPolicyLossConfig } from '../config/policyLoss.js';
-import { LOG_RATIO_CLAMP, finishTokenLoss } from './common.js';
+import type { FloatArray } from '../matrix.js';
+import { LOG_RATIO_CLAMP, finishTokenLoss, scratch } from './common.js';
 import { registerBuiltin } from './registry.js';
 import { METRIC, type PolicyLossResult, type ResolvedBatch } from './types.js';
 
 /** The per-token pass of the vanilla loss: ℓ, ∂ℓ/∂lp and the metrics (over the response mask). */
 export interface TokenPass {
+  /** ℓ_it (0 at positions outside the mask). */
   lossMat: Float64Array;
+  /** ∂ℓ_it/∂lp_it (0 at positions outside the mask). */
   dLoss: Float64Array;
+  /** `actor/pg_clipfrac`, `actor/ppo_kl`, `actor/pg_clipfrac_lower` over the mask. */
   metrics: Record<string, number>;
 }
 
-/** The per-token part of `vanilla` (shared with `eighty-twenty` and `bypass_mode`); `mask` defaults to the response mask. */
-export function vanillaTokenPass(batch: ResolvedBatch, config: ResolvedPolicyLossConfig, mask: Float64Array = batch.mask): TokenPass {
+/**
+ * The per-token part of `vanilla` (shared with `eighty-twenty` and `bypass_mode`); `mask` defaults to the response
+ * mask. Returns fresh arrays (the strategies themselves use scratch arrays through {@link vanillaTokenPassInto}).
+ */
+export function vanillaTokenPass(batch: ResolvedBatch, config: ResolvedPolicyLossConfig, mask: FloatArray = batch.mask): TokenPass {
+  const n = batch.B * batch.T;
+  const lossMat = new Float64Array(n);
+  const dLoss = new Float64Array(n);
+  const metrics = vanillaTokenPassInto(batch, config, mask, lossMat, dLoss);
+  return { lossMat, dLoss, metrics };
+}
+
+/**
+ * {@link vanillaTokenPass} into caller arrays: writes `lossMat[k]` and `dLoss[k]` wherever `mask[k]` is non-zero
+ * (other entries are left as they were) and returns the metrics, accumulated inline in index order (the same sums,
+ * in the same order, as `maskedMean` over per-token arrays, so bit-identical).
+ */
+export function vanillaTokenPassInto(
+  batch: ResolvedBatch,
+  config: ResolvedPolicyLossConfig,
+  mask: FloatArray,
+  lossMat: Float64Array,
+  dLoss: Float64Array,
+): Record<string, number> {
   const { oldLogProbs: olp, logProbs: lp, advantages: adv } = batch;
   const n = batch.B * batch.T;
   const lo = 1 - config.clipRatioLow;
   const hi = 1 + config.clipRatioHigh;
   const c = config.clipRatioC;
-  const lossMat = new Float64Array(n);
-  const dLoss = new Float64Array(n);
-  const negD = new Float64Array(n);
-  const clipped = new Float64Array(n);
-  const clippedLower = new Float64Array(n);
+  let nValid = 0;
+  let klSum = 0;
+  let nClipped = 0;
+  let nClippedLower = 0;
   for (let k = 0; k < n; k++) {
     if (mask[k] === 0) continue;
+    nValid++;
     const raw = (lp[k] as number) - (olp[k] as number);
     const d = raw < -LOG_RATIO_CLAMP ? -LOG_RATIO_CLAMP : raw > LOG_RATIO_CLAMP ? LOG_RATIO_CLAMP : raw;
     const dd = raw >= -LOG_RATIO_CLAMP && raw <= LOG_RATIO_CLAMP ? 1 : 0;
-    negD[k] = -d;
+    klSum += -d;
     const a = adv[k] as number;
     const r = Math.exp(d);
     const l1 = -a * r;
@@ -52,14 +78,14 @@ export function vanillaTokenPass(batch: ResolvedBatch, config: ResolvedPolicyLos
     } else if (l2 > l1) {
       lc = l2;
       gc = g2;
-      clipped[k] = 1;
+      nClipped++;
     } else {
       lc = l1;
       gc = 0.5 * (g1 + g2);
     }
     if (a < 0) {
       const l3 = -a * c;
-      if (lc > l3) clippedLower[k] = 1;
+      if (lc > l3) nClippedLower++;
       if (l3 < lc) {
         lossMat[k] = l3;
         dLoss[k] = 0;
@@ -75,17 +101,21 @@ export function vanillaTokenPass(batch: ResolvedBatch, config: ResolvedPolicyLos
       dLoss[k] = gc;
     }
   }
-  const metrics = {
-    [METRIC.pgClipfrac]: maskedMean(clipped, mask),
-    [METRIC.ppoKl]: maskedMean(negD, mask),
-    [METRIC.pgClipfracLower]: maskedMean(clippedLower, mask),
+  // verl's masked_mean: Σ m·v / (Σ m + 1e-8)
+  const denom = nValid + MASKED_MEAN_EPS;
+  return {
+    [METRIC.pgClipfrac]: nClipped / denom,
+    [METRIC.ppoKl]: klSum / denom,
+    [METRIC.pgClipfracLower]: nClippedLower / denom,
   };
-  return { lossMat, dLoss, metrics };
 }
 
 /** The `vanilla` strategy (PPO / DAPO clip-higher / dual-clip); default aggregation `token-mean`. */
 export function vanillaLoss(batch: ResolvedBatch, config: ResolvedPolicyLossConfig): PolicyLossResult {
-  const { lossMat, dLoss, metrics } = vanillaTokenPass(batch, config);
+  const n = batch.B * batch.T;
+  const lossMat = scratch('lossMat', n);
+  const dLoss = scratch('dLoss', n);
+  const metrics = vanillaTokenPassInto(batch, config, batch.mask, lossMat, dLoss);
   return finishTokenLoss(batch, config, lossMat, dLoss, 'token-mean', metrics);
 }
 
