@@ -199,7 +199,18 @@ function hostOnly(x: EngineMatrix | null | undefined, field: string): MatrixInpu
 class CpuEngine implements Engine {
   readonly backend = 'cpu' as const;
   readonly gpu = null;
+  /** A float64 gradient reused across calls that pass `gradInto` (the reference writes it, then it is rounded into gradInto). */
+  private grad64: Float64Array | null = null;
   constructor(readonly reason: string) {}
+
+  /** The reusable float64 gradient for a call with `gradInto` and a flat `shape`, else undefined (a fresh one). */
+  private stagingGrad(into: Float32Array | undefined, shape: Shape2D | undefined): Float64Array | undefined {
+    if (!into || !shape) return undefined;
+    const n = shape[0] * shape[1];
+    if (!Number.isInteger(n) || n < 0 || into.length < n) return undefined; // the reference / copyInto report it
+    if (!this.grad64 || this.grad64.length !== n) this.grad64 = new Float64Array(n);
+    return this.grad64;
+  }
 
   async policyLoss(lossMode: string, batch: EnginePolicyLossBatch, config: PolicyLossConfig = {}, options: EngineCallOptions = {}): Promise<EnginePolicyLossResult> {
     const b: PolicyLossBatch = {
@@ -211,7 +222,8 @@ class CpuEngine implements Engine {
       entropy: hostOnly(batch.entropy, 'entropy') ?? null,
       ...(batch.shape ? { shape: batch.shape } : {}),
     };
-    const r = cpuPolicyLoss(lossMode, b, config);
+    const staging = this.stagingGrad(options.gradInto, batch.shape);
+    const r = cpuPolicyLoss(lossMode, b, config, staging ? { gradInto: staging } : {});
     return { loss: r.loss, grad: copyInto(r.grad, options.gradInto), metrics: r.metrics };
   }
 
@@ -224,7 +236,8 @@ class CpuEngine implements Engine {
   }
 
   async aggLoss(lossMat: EngineMatrix, mask: EngineMatrix, lossAggMode: LossAggMode, gbi?: GlobalBatchInfo, shape?: Shape2D, options: EngineCallOptions = {}): Promise<EngineAggLossResult> {
-    const r = cpuAggLoss(hostOnly(lossMat, 'lossMat') as MatrixInput, hostOnly(mask, 'mask') as MatrixInput, lossAggMode, gbi, shape);
+    const staging = this.stagingGrad(options.gradInto, shape);
+    const r = cpuAggLoss(hostOnly(lossMat, 'lossMat') as MatrixInput, hostOnly(mask, 'mask') as MatrixInput, lossAggMode, gbi, shape, staging ? { gradInto: staging } : {});
     return { loss: r.loss, grad: copyInto(r.grad, options.gradInto) };
   }
 
