@@ -264,7 +264,7 @@ export class GpuContext {
     const dt = performance.now() - t0;
     if (tokens >= 1 << 18) {
       // Resolved at once after the sleep: we overslept, so the estimate was too long; halve it.
-      const overslept = sleptMs > 0 && performance.now() - t1 < 0.3;
+      const overslept = sleptMs > 0 && performance.now() - t1 < Math.max(1, 0.1 * sleptMs);
       hist.push(((overslept ? dt * 0.5 : dt) * 1e6) / tokens);
       if (hist.length > 4) hist.shift();
       this.nsPerToken.set(kind, hist);
