@@ -128,8 +128,11 @@ export async function run(opts: BenchOptions): Promise<BenchSection> {
       const ns = (ms: number): number => (ms * 1e6) / n;
       const yard = yardstickMs(b, opts.reps);
       const cpuReps = k >= 23 ? 1 : opts.reps;
+      const cpuBatch = { oldLogProbs: b.oldLogProbs, logProbs: b.logProbs, advantages: b.advantages, responseMask: b.responseMask, shape: [b.B, b.T] as const };
+      const cpuGrad = new Float64Array(n);
+      policyLoss('vanilla', cpuBatch, DAPO, { gradInto: cpuGrad }); // warm-up: the reference's scratch arrays and gradInto touched once
       const cpu = best(cpuReps, () => {
-        policyLoss('vanilla', { oldLogProbs: b.oldLogProbs, logProbs: b.logProbs, advantages: b.advantages, responseMask: b.responseMask, shape: [b.B, b.T] }, DAPO);
+        policyLoss('vanilla', cpuBatch, DAPO, { gradInto: cpuGrad });
       });
       if (engine.backend !== 'webgpu') {
         section.rows.push([`2^${k}`, ns(yard), ns(cpu), '-', '-', '-', '-', '-', '-', cpu / yard, '-', '-', '-', '-', '-', '-']);
@@ -161,7 +164,7 @@ export async function run(opts: BenchOptions): Promise<BenchSection> {
   }
   section.notes.push(
     'yardstick: one copy of the four float32 inputs (TypedArray.set into pre-touched arrays), i.e. reading 16 B/token once; "/yard" = column time ÷ yardstick time, same run',
-    'CPU ref: policyLoss (float64 reference, includes converting the float32 inputs and allocating its arrays); 1 repetition at 2^23 and above',
+    'CPU ref: policyLoss (float64 reference reading the float32 inputs in place) with gradInto (a reused Float64Array, as a training loop would pass) after one warm-up call; 1 repetition at 2^23 and above',
     'e2e: engine.policyLoss on host Float32Arrays with gradInto (a reused output array): validation + row lengths + upload + kernel + partial sums + gradient read-back',
     'resident: engine.policyLossGpu on GPUBuffer inputs with rowLengths and a caller gradBuffer (the gradient never leaves the GPU); kernel = resident − an empty submit round trip',
     'upload: queue.writeBuffer of the four inputs into upload-only buffers + onSubmittedWorkDone; readback: gradient buffer → staging → mapAsync → copy into a host array',
