@@ -396,17 +396,25 @@ class WebGpuEngine implements Engine {
     for (const f of fields) if (f && 'host' in f && f.scratch) this.gpu.pool.releaseHost(f.scratch);
   }
 
-  /** Row lengths of a host mask, validating 0/1. */
+  /** Row lengths of a host mask, validating 0/1 (Σ (v² − v)² is 0 exactly when every value is 0 or 1). */
   private hostLengths(mask: Float32Array, B: number, T: number, name: string): Float64Array {
     const L = new Float64Array(B);
+    let bad = 0;
     for (let i = 0; i < B; i++) {
       let s = 0;
       for (let j = 0, k = i * T; j < T; j++, k++) {
         const v = mask[k] as number;
-        if (v === 1) s++;
-        else if (v !== 0) throw new ValueError(`${name}: a mask must be 0/1, got ${v} at [${i}, ${j}]`, name);
+        s += v;
+        const q = v * v - v;
+        bad += q * q;
       }
       L[i] = s;
+    }
+    if (bad !== 0) {
+      for (let k = 0; k < B * T; k++) {
+        const v = mask[k] as number;
+        if (v !== 0 && v !== 1) throw new ValueError(`${name}: a mask must be 0/1, got ${v} at [${Math.floor(k / T)}, ${k % T}]`, name);
+      }
     }
     return L;
   }
