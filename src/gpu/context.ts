@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { GpuDeviceLostError, GpuError } from '../errors.js';
+import { ConfigError, GpuDeviceLostError, GpuError } from '../errors.js';
 import { BufferPool, BufferUsage, MapMode, roundUp } from './buffers.js';
 import type { AcquiredDevice } from './device.js';
 import { type PipelineConstants, PipelineCache } from './pipelineCache.js';
@@ -114,8 +114,9 @@ export class GpuContext {
   /**
    * @param acquired - the device from {@link acquireDevice}
    * @param maxBindingBytes - smaller binding windows than the device allows (testing the chunked dispatches)
+   * @param vec4PerInvocation - vec4 per invocation of the token pass (default by adapter kind)
    */
-  constructor(acquired: AcquiredDevice, maxBindingBytes?: number) {
+  constructor(acquired: AcquiredDevice, maxBindingBytes?: number, vec4PerInvocation?: number) {
     this.device = acquired.device;
     this.subgroups = acquired.subgroups;
     this.description = acquired.description;
@@ -125,7 +126,8 @@ export class GpuContext {
     const limit = this.device.limits.maxStorageBufferBindingSize;
     const bytes = maxBindingBytes ? Math.min(limit, Math.max(16384, Math.floor(maxBindingBytes / 16384) * 16384)) : limit;
     this.maxBindingFloats = Math.floor(bytes / 4);
-    let vpt = acquired.software ? VEC4_PER_INVOCATION_SOFTWARE : VEC4_PER_INVOCATION_GPU;
+    let vpt = vec4PerInvocation ?? (acquired.software ? VEC4_PER_INVOCATION_SOFTWARE : VEC4_PER_INVOCATION_GPU);
+    if (!Number.isInteger(Math.log2(vpt)) || vpt < 1) throw new ConfigError(`vec4PerInvocation must be a power of two, got ${vpt}`, 'vec4PerInvocation');
     while (vpt > 1 && WORKGROUP_SIZE * 4 * vpt > this.maxBindingFloats) vpt /= 2;
     this.vec4PerInvocation = vpt;
     this.tokensPerWorkgroup = WORKGROUP_SIZE * 4 * vpt;

@@ -64,6 +64,8 @@ export interface EngineOptions {
    * `maxStorageBufferBindingSize`: a testing aid that exercises the chunked dispatches on small batches.
    */
   maxBindingBytes?: number;
+  /** vec4 loads per invocation of the token pass (a power of two; default 32 on software adapters, 16 on GPUs). */
+  vec4PerInvocation?: number;
 }
 
 /** A `[B][T]` input of an engine call: host values (as for the CPU functions) or a `GPUBuffer` of float32. */
@@ -990,7 +992,7 @@ export async function createEngine(options: EngineOptions = {}): Promise<Engine>
   if (backend === 'cpu') return new CpuEngine('backend: cpu requested');
   try {
     const acquired = await acquireDevice(options);
-    const ctx = new GpuContext(acquired, options.maxBindingBytes);
+    const ctx = new GpuContext(acquired, options.maxBindingBytes, options.vec4PerInvocation);
     return new WebGpuEngine(ctx, `${backend}: WebGPU adapter ${acquired.description}${acquired.subgroups ? ' (subgroups)' : ' (no subgroups: barrier-tree reductions)'}`);
   } catch (err) {
     if (backend === 'auto' && err instanceof GpuUnavailableError) return new CpuEngine(`auto: ${err.message}`);
