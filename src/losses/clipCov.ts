@@ -14,7 +14,7 @@
  *
  * @module
  */
-import { maskedMean } from '../aggregate.js';
+import { MASKED_MEAN_EPS, maskedMean } from '../aggregate.js';
 import type { ResolvedPolicyLossConfig } from '../config/policyLoss.js';
 import { ConfigError } from '../errors.js';
 import { mulberry32 } from '../random.js';
@@ -49,12 +49,12 @@ export function clipCovLossStrategy(batch: ResolvedBatch, config: ResolvedPolicy
   const hi = 1 + config.clipRatioHigh;
   const lossMat = scratch('lossMat', n);
   const dLoss = scratch('dLoss', n);
-  const negD = new Float64Array(n);
+  let klSum = 0; // Σ −d over valid positions, in index order (masked_mean below)
   const clippedOrigin = new Uint8Array(n);
   for (let k = 0; k < n; k++) {
     if (mask[k] === 0) continue;
     const d = (lp[k] as number) - (olp[k] as number);
-    negD[k] = -d;
+    klSum += -d;
     const a = adv[k] as number;
     const r = Math.exp(d);
     const l1 = -a * r;
@@ -93,7 +93,7 @@ export function clipCovLossStrategy(batch: ResolvedBatch, config: ResolvedPolicy
   }
   const metrics = {
     [METRIC.pgClipfrac]: maskedMean(zeroed, mask),
-    [METRIC.ppoKl]: maskedMean(negD, mask),
+    [METRIC.ppoKl]: klSum / (nValid + MASKED_MEAN_EPS),
   };
   return finishTokenLoss(batch, config, lossMat, dLoss, 'token-mean', metrics);
 }

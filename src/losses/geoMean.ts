@@ -12,8 +12,9 @@
  *
  * @module
  */
-import { maskedMean } from '../aggregate.js';
+import { MASKED_MEAN_EPS } from '../aggregate.js';
 import type { ResolvedPolicyLossConfig } from '../config/policyLoss.js';
+import { scratch } from './common.js';
 import { registerBuiltin } from './registry.js';
 import { METRIC, type PolicyLossResult, type ResolvedBatch } from './types.js';
 
@@ -28,11 +29,13 @@ export function geoMeanLossStrategy(batch: ResolvedBatch, config: ResolvedPolicy
   const n = B * T;
   const epsL = config.clipRatioLow;
   const epsH = config.clipRatioHigh;
-  const grad = new Float64Array(n);
-  const dStarGrad = new Float64Array(n);
-  const negD = new Float64Array(n);
-  const clipHi = new Float64Array(n);
-  const clipLo = new Float64Array(n);
+  const grad = batch.gradInto ?? new Float64Array(n);
+  const dStarGrad = scratch('dLoss', n); // read only where the mask is 1
+  // masked_mean metrics, accumulated inline in index order
+  let nValid = 0;
+  let klSum = 0;
+  let nClipHi = 0;
+  let nClipLo = 0;
   let loss = 0;
   for (let i = 0; i < B; i++) {
     let sumD = 0;
@@ -40,14 +43,15 @@ export function geoMeanLossStrategy(batch: ResolvedBatch, config: ResolvedPolicy
     let sumLogW = 0;
     for (let j = 0, k = i * T; j < T; j++, k++) {
       if (mask[k] === 0) continue;
+      nValid++;
       const d = (lp[k] as number) - (olp[k] as number);
-      negD[k] = -d;
+      klSum += -d;
       const a = adv[k] as number;
       const dc = d < -epsL ? -epsL : d > epsH ? epsH : d;
       const inBand = d >= -epsL && d <= epsH ? 1 : 0;
       if (d !== dc) {
-        if (a > 0) clipHi[k] = 1;
-        else if (a < 0) clipLo[k] = 1;
+        if (a > 0) nClipHi++;
+        else if (a < 0) nClipLo++;
       }
       const sgn = a > 0 ? 1 : a < 0 ? -1 : 0;
       // min(sgn·d, sgn·dc): torch splits the gradient 50/50 on a tie; ∂(sgn·dc)/∂d = sgn·inBand.
@@ -78,13 +82,13 @@ export function geoMeanLossStrategy(batch: ResolvedBatch, config: ResolvedPolicy
     loss += li;
     // ∂ℓ_i/∂lp_t = ℓ_i · (1/denom) · ∂d*_t/∂d_t, then the 1/B of the mean.
     const c = B > 0 ? li / denom / B : 0;
-    for (let j = 0, k = i * T; j < T; j++, k++) if (mask[k] !== 0) grad[k] = c * (dStarGrad[k] as number);
+    for (let j = 0, k = i * T; j < T; j++, k++) grad[k] = mask[k] !== 0 ? c * (dStarGrad[k] as number) : 0;
   }
   loss = B > 0 ? loss / B : 0;
   const metrics = {
-    [METRIC.pgClipfrac]: maskedMean(clipHi, mask),
-    [METRIC.ppoKl]: maskedMean(negD, mask),
-    [METRIC.pgClipfracLower]: maskedMean(clipLo, mask),
+    [METRIC.pgClipfrac]: nClipHi / (nValid + MASKED_MEAN_EPS),
+    [METRIC.ppoKl]: klSum / (nValid + MASKED_MEAN_EPS),
+    [METRIC.pgClipfracLower]: nClipLo / (nValid + MASKED_MEAN_EPS),
   };
   return { loss: loss + 0, grad, metrics };
 }

@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { maskedMean } from '../aggregate.js';
+import { MASKED_MEAN_EPS } from '../aggregate.js';
 import type { ResolvedPolicyLossConfig } from '../config/policyLoss.js';
 import { finishTokenLoss, scratch } from './common.js';
 import { registerBuiltin } from './registry.js';
@@ -29,14 +29,17 @@ export function gspoLossStrategy(batch: ResolvedBatch, config: ResolvedPolicyLos
   const hi = 1 + config.clipRatioHigh;
   const lossMat = scratch('lossMat', n);
   const dLoss = scratch('dLoss', n);
-  const negD = new Float64Array(n);
-  const clipped = new Float64Array(n);
+  // masked_mean metrics, accumulated inline in index order
+  let nValid = 0;
+  let klSum = 0;
+  let nClipped = 0;
   for (let i = 0; i < B; i++) {
     let s = 0;
     for (let j = 0, k = i * T; j < T; j++, k++) {
       if (mask[k] === 0) continue;
       const d = (lp[k] as number) - (olp[k] as number);
-      negD[k] = -d;
+      nValid++;
+      klSum += -d;
       s += d;
     }
     const sLog = s / Math.max(batch.lengths[i] as number, 1);
@@ -58,7 +61,7 @@ export function gspoLossStrategy(batch: ResolvedBatch, config: ResolvedPolicyLos
       } else if (l2 > l1) {
         lossMat[k] = l2;
         dLoss[k] = g2;
-        clipped[k] = 1;
+        nClipped++;
       } else {
         lossMat[k] = l1;
         dLoss[k] = 0.5 * (g1 + g2);
@@ -66,8 +69,8 @@ export function gspoLossStrategy(batch: ResolvedBatch, config: ResolvedPolicyLos
     }
   }
   const metrics = {
-    [METRIC.pgClipfrac]: maskedMean(clipped, mask),
-    [METRIC.ppoKl]: maskedMean(negD, mask),
+    [METRIC.pgClipfrac]: nClipped / (nValid + MASKED_MEAN_EPS),
+    [METRIC.ppoKl]: klSum / (nValid + MASKED_MEAN_EPS),
     [METRIC.pgClipfracLower]: 0,
   };
   return finishTokenLoss(batch, config, lossMat, dLoss, 'seq-mean-token-mean', metrics);

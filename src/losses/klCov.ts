@@ -12,7 +12,7 @@
  *
  * @module
  */
-import { maskedMean } from '../aggregate.js';
+import { MASKED_MEAN_EPS } from '../aggregate.js';
 import type { ResolvedPolicyLossConfig } from '../config/policyLoss.js';
 import { ConfigError } from '../errors.js';
 import { finishTokenLoss, scratch, topKByValue } from './common.js';
@@ -27,14 +27,14 @@ export function klCovLossStrategy(batch: ResolvedBatch, config: ResolvedPolicyLo
   const coef = config.ppoKlCoef;
   const lossMat = scratch('lossMat', n);
   const dLoss = scratch('dLoss', n);
-  const absD = new Float64Array(n);
+  let absDSum = 0; // Σ |d| over valid positions, in index order (masked_mean below)
   const valid: number[] = [];
   let sumA = 0;
   let sumLp = 0;
   for (let k = 0; k < n; k++) {
     if (mask[k] === 0) continue;
     const d = (lp[k] as number) - (olp[k] as number);
-    absD[k] = Math.abs(d);
+    absDSum += Math.abs(d);
     const a = adv[k] as number;
     const r = Math.exp(d);
     lossMat[k] = -a * r;
@@ -59,7 +59,7 @@ export function klCovLossStrategy(batch: ResolvedBatch, config: ResolvedPolicyLo
       dLoss[k] = (dLoss[k] as number) + coef * Math.sign(d);
     }
   }
-  const metrics = { [METRIC.ppoKl]: maskedMean(absD, mask) };
+  const metrics = { [METRIC.ppoKl]: absDSum / (nValid + MASKED_MEAN_EPS) };
   return finishTokenLoss(batch, config, lossMat, dLoss, 'token-mean', metrics);
 }
 
