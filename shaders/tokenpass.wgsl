@@ -2,8 +2,9 @@
 // workgroup, one partial-sum slot pair per workgroup. It calls the family's `tok` (prepended), then writes
 // d loss / d lp = coef_row · w · ∂ℓ/∂lp at aggregated positions (0 elsewhere) and accumulates
 //   PART[2s]   = (Σ coef·w·ℓ over the aggregation mask, Σ m0, Σ m1, Σ m2 over the response mask)
-//   PART[2s+1] = (Σ of the inputs at valid positions, 0, 0, 0): non-finite iff an input is non-finite there
-//                (or, for |values| near 1e38, overflows; the host then checks the inputs exactly)
+//   PART[2s+1] = (Σ of the inputs at valid positions: non-finite iff an input is non-finite there (or, for
+//                |values| near 1e38, overflows; the host then checks the inputs exactly),
+//                Σ m (valid tokens), Σ (v² − v)² over the mask values v (0 iff the mask is 0/1), 0)
 // The host adds the slots in float64 (the valid-token count comes from the host's row lengths).
 
 override HAS_W: bool = false;     // AUX carries weights w ≥ 0 multiplying ℓ and ∂ℓ/∂lp (IS weights, clip_cov's corr)
@@ -33,6 +34,8 @@ fn main(ri: RIn, @builtin(workgroup_id) wid: vec3u) {
   var acc1 = 0.0;
   var acc2 = 0.0;
   var accN = 0.0;
+  var accM = 0.0;
+  var accB = 0.0;
   if (wg < P.nwg) {
     let nv = (P.n + 3u) / 4u;
     let v0 = wg * (WG * VPT) + ri.lid;
@@ -40,7 +43,12 @@ fn main(ri: RIn, @builtin(workgroup_id) wid: vec3u) {
       let v = v0 + j * WG;
       if (v < nv) {
         let k = vec4u(v * 4u) + vec4u(0u, 1u, 2u, 3u);
-        let m = (MASK[v] != vec4f(0.0)) & (k < vec4u(P.n));
+        let inb = k < vec4u(P.n);
+        let mr = MASK[v];
+        let m = (mr != vec4f(0.0)) & inb;
+        let q = mr * mr - mr;
+        accB += dot(select(vec4f(0.0), q * q, inb), ONE4);
+        accM += dot(b2f(m), ONE4);
         let o = OLP[v];
         let l = LP[v];
         let a = ADV[v];
@@ -94,7 +102,7 @@ fn main(ri: RIn, @builtin(workgroup_id) wid: vec3u) {
   }
   let r = wgReduce(
     vec4f(accL, acc0, acc1, acc2),
-    vec4f(accN, 0.0, 0.0, 0.0),
+    vec4f(accN, accM, accB, 0.0),
     ri,
   );
   if (wg < P.nwg && ri.lid == 0u) {

@@ -141,8 +141,14 @@ describe.skipIf(!engine)(`WebGPU engine (${reasonText})`, () => {
     const ca = await (await createEngine({ backend: 'cpu' })).aggLoss(s.lp, s.mask, 'seq-mean-token-mean', {}, [B, T]);
     expectClose(a.loss, ca.loss, GPU_TOL, 1, 'aggLossGpu loss');
     a.gradBuffer.destroy();
-    for (const b of bufs) b.destroy();
     await expect(e.policyLossGpu('clip_cov', batch, {})).rejects.toThrow(/host array/);
+    // a GPU-resident mask that is not 0/1 is caught by the kernel's own check
+    const bad = new Float32Array(s.mask);
+    bad[5] = 0.5;
+    const badBuf = put(bad);
+    await expect(e.policyLoss('vanilla', { ...batch, responseMask: badBuf })).rejects.toThrow(/responseMask: a mask must be 0\/1/);
+    badBuf.destroy();
+    for (const b of bufs) b.destroy();
   });
 
   it('edge shapes: an all-masked batch, a 1×1 batch and an empty batch agree with the CPU reference', async () => {

@@ -297,6 +297,8 @@ interface PartialSums {
   valid: number;
   /** Σ of the inputs at valid positions: non-finite iff an input is (barring float32 overflow). */
   inputSum: number;
+  /** Σ (v² − v)² over the mask values: 0 iff the mask is 0/1. */
+  badMask: number;
 }
 
 class WebGpuEngine implements Engine {
@@ -544,12 +546,21 @@ class WebGpuEngine implements Engine {
     return Math.max(1, s);
   }
 
-  private static sumPartials(part: Float32Array, slots: number, lengths: Float64Array): PartialSums {
+  /** dp / N of a deferred token-mean, N = the valid tokens the kernel counted (0 when N = 0). */
+  private deferredScale(part: Float32Array, slots: number, dp: number): number {
+    let N = 0;
+    for (let i = 0; i < slots; i++) N += part[8 * i + 5] as number;
+    return N > 0 ? dp / N : 0;
+  }
+
+  private static sumPartials(part: Float32Array, slots: number, lengths: Float64Array | null): PartialSums {
     let loss = 0;
     let m0 = 0;
     let m1 = 0;
     let m2 = 0;
     let inputSum = 0;
+    let counted = 0;
+    let badMask = 0;
     for (let i = 0; i < slots; i++) {
       const o = 8 * i;
       loss += part[o] as number;
@@ -557,10 +568,15 @@ class WebGpuEngine implements Engine {
       m1 += part[o + 2] as number;
       m2 += part[o + 3] as number;
       inputSum += part[o + 4] as number;
+      counted += part[o + 5] as number;
+      badMask += part[o + 6] as number;
     }
-    let valid = 0;
-    for (let i = 0; i < lengths.length; i++) valid += lengths[i] as number;
-    return { loss, m0, m1, m2, valid, inputSum };
+    let valid = counted;
+    if (lengths) {
+      valid = 0;
+      for (let i = 0; i < lengths.length; i++) valid += lengths[i] as number;
+    }
+    return { loss, m0, m1, m2, valid, inputSum, badMask };
   }
 
   /** Lengths of a GPU-resident mask (row pass MODE 0, read back). */
@@ -691,9 +707,24 @@ class WebGpuEngine implements Engine {
       }
 
       // Row lengths and aggregation coefficients (float64, on the host).
-      const lengths = 'host' in mask ? this.hostLengths(mask.host, B, T, 'responseMask') : batch.rowLengths ? this.givenLengths(batch.rowLengths, B, T) : await this.deviceLengths(mask.buffer, B, T);
+      // Row lengths are needed for per-row coefficients (seq-mean-*), the host-side selections, and token-mean
+      // without batchNumTokens when the gradient stays on the GPU. Otherwise (the common DAPO token-mean case)
+      // the kernel counts the valid tokens and checks the mask, and the host scales by dp / N afterwards.
+      const aggMode = spec.fixedAgg ? spec.defaultAgg : (cfg.lossAggMode ?? spec.defaultAgg);
+      const gbi = cfg.globalBatchInfo;
+      const hostStep = aggMaskHost !== null || lossMode === 'bypass_mode' || spec.family === 'clip_cov' || spec.family === 'kl_cov';
+      const deferScale = !hostStep && !toBuffer && aggMode === 'token-mean' && gbi.batchNumTokens === undefined;
+      const knownCoef = !hostStep && (aggMode === 'seq-mean-token-sum-norm' || (aggMode === 'token-mean' && gbi.batchNumTokens !== undefined));
+      const needLengths = !(deferScale || knownCoef || aggMode === 'row-mean') || ('buffer' in mask && batch.rowLengths !== undefined);
+      const lengths: Float64Array | null = !needLengths
+        ? null
+        : 'host' in mask
+          ? this.hostLengths(mask.host, B, T, 'responseMask')
+          : batch.rowLengths
+            ? this.givenLengths(batch.rowLengths, B, T)
+            : await this.deviceLengths(mask.buffer, B, T);
       let aggLengths = lengths;
-      if (aggMaskHost) {
+      if (aggMaskHost && lengths) {
         aggLengths = new Float64Array(B);
         for (let i = 0; i < B; i++) {
           let s = 0;
@@ -701,14 +732,15 @@ class WebGpuEngine implements Engine {
           aggLengths[i] = s;
         }
       }
-      const aggMode = spec.fixedAgg ? spec.defaultAgg : (cfg.lossAggMode ?? spec.defaultAgg);
       let coef: Float64Array | null = null;
       let coef0 = 1;
       let perRow = false;
       if (aggMode !== 'row-mean') {
-        coef = aggregationCoefficients(aggLengths, T, aggMode, cfg.globalBatchInfo);
+        // Without lengths, coefficients of a uniform mode come from a stand-in with the same Σ L (token-mean
+        // with batchNumTokens and sum-norm do not read the lengths at all; deferred token-mean uses coef0 = 1).
+        coef = aggregationCoefficients(aggLengths ?? new Float64Array(B).fill(T), T, aggMode, gbi);
         perRow = aggMode === 'seq-mean-token-sum' || aggMode === 'seq-mean-token-mean';
-        coef0 = perRow ? 1 : (coef[0] ?? 0);
+        coef0 = perRow || deferScale ? 1 : B > 0 && T > 0 ? (coef[0] ?? 0) : 0;
       }
 
       // Upload.
@@ -806,10 +838,14 @@ class WebGpuEngine implements Engine {
         regions.push({ buffer: bGrad, bytes: n * 4, into: gradArr });
       }
       const kind = `policy:${'host' in olp ? 'host' : 'resident'}:${toBuffer ? 'buffer' : 'array'}`;
-      const out = await this.gpu.readback(enc, regions, n, kind);
+      // Deferred token-mean: the scale dp / N is only known after the kernel counted N; it is applied while
+      // the gradient is copied out of the staging buffer.
+      const out = await this.gpu.readback(enc, regions, n, kind, deferScale ? (part) => this.deferredScale(part, slots, gbi.dpSize ?? 1) : undefined);
       const S = WebGpuEngine.sumPartials(out[0] as Float32Array, slots, lengths);
+      if (S.badMask !== 0 && 'host' in mask) this.hostLengths(mask.host, B, T, 'responseMask');
+      if (S.badMask !== 0) throw new ValueError('responseMask: a mask must be 0/1', 'responseMask');
       if (!Number.isFinite(S.inputSum)) this.reportNonFinite(olp, lp, adv, mask, w, n, T);
-      let loss = S.loss;
+      let loss = deferScale ? S.loss * this.deferredScale(out[0] as Float32Array, slots, gbi.dpSize ?? 1) : S.loss;
       if (isGeo) {
         const rows = out[1] as Float32Array;
         loss = 0;
