@@ -96,7 +96,10 @@ export interface PolicyLossEntry {
 
 /** verl's metric keys. */
 export const METRIC = {
+  /** Fraction of valid tokens where the clipped term won (verl's `pg_clipfrac`). */
   pgClipfrac: 'actor/pg_clipfrac',
+  /** masked_mean(olp − lp), the approximate KL to the behaviour policy (verl's `ppo_kl`). */
   ppoKl: 'actor/ppo_kl',
+  /** Fraction of valid tokens cut by the dual-clip bound c (verl's `pg_clipfrac_lower`). */
   pgClipfracLower: 'actor/pg_clipfrac_lower',
 } as const;
