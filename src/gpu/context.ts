@@ -232,15 +232,12 @@ export class GpuContext {
    *
    * @param tokens - work size used for the sleep estimate (0: no sleep)
    * @param kind - the kind of work, for the sleep estimate (e.g. `'policy:host'`, `'policy:resident'`)
-   * @param scaleOf - when given, regions after the first are multiplied by `scaleOf(first region)` as they are
-   *   copied out (a gradient whose normaliser the kernel itself counted)
    */
   async readback(
     encoder: GPUCommandEncoder,
     regions: readonly { buffer: GPUBuffer; bytes: number; into?: Float32Array }[],
     tokens = 0,
     kind = 'default',
-    scaleOf?: (first: Float32Array) => number,
   ): Promise<Float32Array[]> {
     const offsets: number[] = [];
     let total = 0;
@@ -275,15 +272,10 @@ export class GpuContext {
       this.nsPerToken.set(kind, hist);
     }
     const mapped = staging.getMappedRange(0, Math.max(total, 16));
-    let scale = 1;
     const out = regions.map((r, i) => {
-      const n = r.bytes / 4;
-      const view = new Float32Array(mapped, offsets[i] as number, n);
-      if (i === 0 && scaleOf) scale = scaleOf(view);
-      const dst = r.into ?? new Float32Array(n);
-      if (i > 0 && scaleOf) {
-        for (let k = 0; k < n; k++) dst[k] = (view[k] as number) * scale;
-      } else dst.set(view);
+      const view = new Float32Array(mapped, offsets[i] as number, r.bytes / 4);
+      const dst = r.into ?? new Float32Array(r.bytes / 4);
+      dst.set(view);
       return dst;
     });
     staging.unmap();

@@ -546,13 +546,6 @@ class WebGpuEngine implements Engine {
     return Math.max(1, s);
   }
 
-  /** dp / N of a deferred token-mean, N = the valid tokens the kernel counted (0 when N = 0). */
-  private deferredScale(part: Float32Array, slots: number, dp: number): number {
-    let N = 0;
-    for (let i = 0; i < slots; i++) N += part[8 * i + 5] as number;
-    return N > 0 ? dp / N : 0;
-  }
-
   private static sumPartials(part: Float32Array, slots: number, lengths: Float64Array | null): PartialSums {
     let loss = 0;
     let m0 = 0;
@@ -707,15 +700,15 @@ class WebGpuEngine implements Engine {
       }
 
       // Row lengths and aggregation coefficients (float64, on the host).
-      // Row lengths are needed for per-row coefficients (seq-mean-*), the host-side selections, and token-mean
-      // without batchNumTokens when the gradient stays on the GPU. Otherwise (the common DAPO token-mean case)
-      // the kernel counts the valid tokens and checks the mask, and the host scales by dp / N afterwards.
+      // Row lengths are needed for per-row coefficients (seq-mean-*), token-mean without batchNumTokens (its
+      // N = Σ L), and the host-side selections. Token-mean with batchNumTokens and sum-norm need none: the
+      // kernel counts the valid tokens (metrics) and checks that the mask is 0/1 itself. (Deferring token-mean's
+      // 1/N past the kernel was tried: scaling the gradient on the host cost more than the length scan.)
       const aggMode = spec.fixedAgg ? spec.defaultAgg : (cfg.lossAggMode ?? spec.defaultAgg);
       const gbi = cfg.globalBatchInfo;
       const hostStep = aggMaskHost !== null || lossMode === 'bypass_mode' || spec.family === 'clip_cov' || spec.family === 'kl_cov';
-      const deferScale = !hostStep && !toBuffer && aggMode === 'token-mean' && gbi.batchNumTokens === undefined;
       const knownCoef = !hostStep && (aggMode === 'seq-mean-token-sum-norm' || (aggMode === 'token-mean' && gbi.batchNumTokens !== undefined));
-      const needLengths = !(deferScale || knownCoef || aggMode === 'row-mean') || ('buffer' in mask && batch.rowLengths !== undefined);
+      const needLengths = !(knownCoef || aggMode === 'row-mean') || ('buffer' in mask && batch.rowLengths !== undefined);
       const lengths: Float64Array | null = !needLengths
         ? null
         : 'host' in mask
@@ -736,11 +729,11 @@ class WebGpuEngine implements Engine {
       let coef0 = 1;
       let perRow = false;
       if (aggMode !== 'row-mean') {
-        // Without lengths, coefficients of a uniform mode come from a stand-in with the same Σ L (token-mean
-        // with batchNumTokens and sum-norm do not read the lengths at all; deferred token-mean uses coef0 = 1).
+        // Without lengths (token-mean with batchNumTokens, sum-norm) the coefficients do not depend on them: a
+        // stand-in of full rows gives the same (an all-masked batch then contributes nothing either way).
         coef = aggregationCoefficients(aggLengths ?? new Float64Array(B).fill(T), T, aggMode, gbi);
         perRow = aggMode === 'seq-mean-token-sum' || aggMode === 'seq-mean-token-mean';
-        coef0 = perRow || deferScale ? 1 : B > 0 && T > 0 ? (coef[0] ?? 0) : 0;
+        coef0 = perRow ? 1 : B > 0 && T > 0 ? (coef[0] ?? 0) : 0;
       }
 
       // Upload.
@@ -838,14 +831,12 @@ class WebGpuEngine implements Engine {
         regions.push({ buffer: bGrad, bytes: n * 4, into: gradArr });
       }
       const kind = `policy:${'host' in olp ? 'host' : 'resident'}:${toBuffer ? 'buffer' : 'array'}`;
-      // Deferred token-mean: the scale dp / N is only known after the kernel counted N; it is applied while
-      // the gradient is copied out of the staging buffer.
-      const out = await this.gpu.readback(enc, regions, n, kind, deferScale ? (part) => this.deferredScale(part, slots, gbi.dpSize ?? 1) : undefined);
+      const out = await this.gpu.readback(enc, regions, n, kind);
       const S = WebGpuEngine.sumPartials(out[0] as Float32Array, slots, lengths);
       if (S.badMask !== 0 && 'host' in mask) this.hostLengths(mask.host, B, T, 'responseMask');
       if (S.badMask !== 0) throw new ValueError('responseMask: a mask must be 0/1', 'responseMask');
       if (!Number.isFinite(S.inputSum)) this.reportNonFinite(olp, lp, adv, mask, w, n, T);
-      let loss = deferScale ? S.loss * this.deferredScale(out[0] as Float32Array, slots, gbi.dpSize ?? 1) : S.loss;
+      let loss = S.loss;
       if (isGeo) {
         const rows = out[1] as Float32Array;
         loss = 0;
