@@ -35,10 +35,19 @@ export function vanillaTokenPass(batch: ResolvedBatch, config: ResolvedPolicyLos
   return { lossMat, dLoss, metrics };
 }
 
+/** Tokens per block of {@link vanillaTokenPassInto}'s exp pre-pass. */
+const EXP_BLOCK = 512;
+/** The ratios r = exp(d) of one block (module-level: the pass is synchronous and single-threaded). */
+const expBlock = new Float64Array(EXP_BLOCK);
+
 /**
  * {@link vanillaTokenPass} into caller arrays: writes `lossMat[k]` and `dLoss[k]` wherever `mask[k]` is non-zero
  * (other entries are left as they were) and returns the metrics, accumulated inline in index order (the same sums,
  * in the same order, as `maskedMean` over per-token arrays, so bit-identical).
+ *
+ * Blocked in two loops per {@link EXP_BLOCK} tokens: first every r = exp(d), then the clip logic. `Math.exp` is a
+ * call V8 must assume can touch memory, so in one loop it reloads and rechecks every typed array after each token;
+ * the call-free second loop does not (measured ~30% faster on the token pass; same values).
  */
 export function vanillaTokenPassInto(
   batch: ResolvedBatch,
@@ -56,49 +65,58 @@ export function vanillaTokenPassInto(
   let klSum = 0;
   let nClipped = 0;
   let nClippedLower = 0;
-  for (let k = 0; k < n; k++) {
-    if (mask[k] === 0) continue;
-    nValid++;
-    const raw = (lp[k] as number) - (olp[k] as number);
-    const d = raw < -LOG_RATIO_CLAMP ? -LOG_RATIO_CLAMP : raw > LOG_RATIO_CLAMP ? LOG_RATIO_CLAMP : raw;
-    const dd = raw >= -LOG_RATIO_CLAMP && raw <= LOG_RATIO_CLAMP ? 1 : 0;
-    klSum += -d;
-    const a = adv[k] as number;
-    const r = Math.exp(d);
-    const l1 = -a * r;
-    const g1 = -a * r * dd;
-    const rc = r < lo ? lo : r > hi ? hi : r;
-    const l2 = -a * rc;
-    const g2 = r >= lo && r <= hi ? g1 : 0;
-    let lc: number;
-    let gc: number;
-    if (l1 > l2) {
-      lc = l1;
-      gc = g1;
-    } else if (l2 > l1) {
-      lc = l2;
-      gc = g2;
-      nClipped++;
-    } else {
-      lc = l1;
-      gc = 0.5 * (g1 + g2);
+  const e = expBlock;
+  for (let k0 = 0; k0 < n; k0 += EXP_BLOCK) {
+    const k1 = Math.min(n, k0 + EXP_BLOCK);
+    for (let k = k0; k < k1; k++) {
+      if (mask[k] === 0) continue;
+      const raw = (lp[k] as number) - (olp[k] as number);
+      e[k - k0] = Math.exp(raw < -LOG_RATIO_CLAMP ? -LOG_RATIO_CLAMP : raw > LOG_RATIO_CLAMP ? LOG_RATIO_CLAMP : raw);
     }
-    if (a < 0) {
-      const l3 = -a * c;
-      if (lc > l3) nClippedLower++;
-      if (l3 < lc) {
-        lossMat[k] = l3;
-        dLoss[k] = 0;
-      } else if (lc < l3) {
-        lossMat[k] = lc;
-        dLoss[k] = gc;
+    for (let k = k0; k < k1; k++) {
+      if (mask[k] === 0) continue;
+      nValid++;
+      const raw = (lp[k] as number) - (olp[k] as number);
+      const d = raw < -LOG_RATIO_CLAMP ? -LOG_RATIO_CLAMP : raw > LOG_RATIO_CLAMP ? LOG_RATIO_CLAMP : raw;
+      const dd = raw >= -LOG_RATIO_CLAMP && raw <= LOG_RATIO_CLAMP ? 1 : 0;
+      klSum += -d;
+      const a = adv[k] as number;
+      const r = e[k - k0] as number;
+      const l1 = -a * r;
+      const g1 = -a * r * dd;
+      const rc = r < lo ? lo : r > hi ? hi : r;
+      const l2 = -a * rc;
+      const g2 = r >= lo && r <= hi ? g1 : 0;
+      let lc: number;
+      let gc: number;
+      if (l1 > l2) {
+        lc = l1;
+        gc = g1;
+      } else if (l2 > l1) {
+        lc = l2;
+        gc = g2;
+        nClipped++;
+      } else {
+        lc = l1;
+        gc = 0.5 * (g1 + g2);
+      }
+      if (a < 0) {
+        const l3 = -a * c;
+        if (lc > l3) nClippedLower++;
+        if (l3 < lc) {
+          lossMat[k] = l3;
+          dLoss[k] = 0;
+        } else if (lc < l3) {
+          lossMat[k] = lc;
+          dLoss[k] = gc;
+        } else {
+          lossMat[k] = lc;
+          dLoss[k] = 0.5 * gc;
+        }
       } else {
         lossMat[k] = lc;
-        dLoss[k] = 0.5 * gc;
+        dLoss[k] = gc;
       }
-    } else {
-      lossMat[k] = lc;
-      dLoss[k] = gc;
     }
   }
   // verl's masked_mean: Σ m·v / (Σ m + 1e-8)
