@@ -11,19 +11,11 @@ import {
   unregisterAdvantageEstimator,
   UnknownModeError,
   ValueError,
+  mulberry32,
 } from '../src/index.js';
 import type { AdvantageInputs } from '../src/index.js';
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = mulberry32;
 
 interface Batch {
   B: number;

@@ -5,6 +5,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { expect } from 'vitest';
+import { fromVerlConfig, type PolicyLossBatch, type PolicyLossConfig } from '../../src/index.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** The fixture folder: $LUMIRAG_FIXTURES, else ../shared/fixtures/verl beside the checkout. */
@@ -71,4 +73,48 @@ export function expectArrayClose(got: ArrayLike<number>, exp: ArrayLike<number>,
 /** Flatten a nested `[B][T]` (or deeper) array. */
 export function flat(x: unknown): number[] {
   return (x as unknown[]).flat(Infinity as 1) as number[];
+}
+
+/** A policy_loss.json case (the fields the suites read). */
+export interface PolicyCase {
+  id: string;
+  input_id: string;
+  loss_mode: string;
+  loss_agg_mode: string;
+  loss_agg_mode_effective?: string;
+  scenario: string;
+  config_name: string;
+  config: Record<string, unknown>;
+  expected: { loss: number; metrics: Record<string, number>; grad_log_prob: number[][] };
+  abs_scale: number;
+  expect_error?: string;
+}
+
+/** An agg_loss.json case. */
+export interface AggCase {
+  id: string;
+  input_id: string;
+  loss_agg_mode: string;
+  kwargs: Record<string, number>;
+  expected: { loss: number; grad_loss_mat: number[][] };
+  abs_scale: number;
+}
+
+/** The batch of a fixture input record (nested arrays, as a user would pass them). */
+export function fixtureBatch(input: Record<string, unknown>): PolicyLossBatch {
+  return {
+    oldLogProbs: input.old_log_prob as number[][],
+    logProbs: input.log_prob as number[][],
+    advantages: input.advantages as number[][],
+    responseMask: input.response_mask as number[][],
+    rolloutIsWeights: (input.rollout_is_weights as number[][] | null) ?? null,
+  };
+}
+
+/** The config of a fixture case; gspo/sapo/geo_mean keep their own aggregation, as verl does. */
+export function fixtureConfig(c: PolicyCase): PolicyLossConfig {
+  const { lossMode: _m, ignoredKeys, ...config } = fromVerlConfig(c.config);
+  expect(ignoredKeys).toEqual([]);
+  if (c.loss_agg_mode_effective === undefined) config.lossAggMode = c.loss_agg_mode as PolicyLossConfig['lossAggMode'];
+  return config;
 }
