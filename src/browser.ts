@@ -4,6 +4,8 @@
  * the overlong shaper and the dynamic-sampling filler. Left out: the bridge server, the file sources and the
  * tokenizer-file prompt filter, which need Node's `http` and `fs`.
  *
+ * The Node entry (`./index.ts`) re-exports all of this and adds the Node-only modules.
+ *
  * @packageDocumentation
  */
 export * from './errors.js';

@@ -2,18 +2,13 @@
  * lumirag-rl: verl's RL policy losses (DAPO, GSPO, SAPO and relatives), advantage estimators, KL and entropy for
  * JavaScript, with a float64 CPU reference and WGSL kernels on WebGPU.
  *
+ * The Node entry: everything of the browser entry (`./browser.ts`), plus the parts that need Node — the reward
+ * bridge server, the verl-format file sources and the tokenizer-file prompt filter.
+ *
  * @packageDocumentation
  */
-export * from './errors.js';
-export * from './matrix.js';
-export * from './random.js';
-export * from './aggregate.js';
-export * from './config/index.js';
-export * from './losses/index.js';
-export * from './advantages/index.js';
-export * from './kl/index.js';
-export * from './entropy/index.js';
-export * from './reward/index.js';
-export * from './sampling/index.js';
-export * from './actor/index.js';
-export * from './gpu/index.js';
+export * from './browser.js';
+export * from './reward/bridge/server.js';
+export * from './reward/bridge/python.js';
+export * from './sampling/promptFilter.js';
+export * from './sampling/sources.js';
