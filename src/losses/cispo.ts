@@ -9,9 +9,12 @@
  */
 import { MASKED_MEAN_EPS } from '../aggregate.js';
 import type { ResolvedPolicyLossConfig } from '../config/policyLoss.js';
-import { LOG_RATIO_CLAMP, finishTokenLoss, scratch } from './common.js';
+import { LOG_RATIO_CLAMP, RATIO_BLOCK, clampedRatioBlock, finishTokenLoss, scratch } from './common.js';
 import { registerBuiltin } from './registry.js';
 import { METRIC, type PolicyLossResult, type ResolvedBatch } from './types.js';
+
+/** The ratios of one block (module-level: the pass is synchronous and single-threaded). */
+const ratioBlock = new Float64Array(RATIO_BLOCK);
 
 /** The `cispo` strategy; default aggregation `token-mean`. */
 export function cispoLossStrategy(batch: ResolvedBatch, config: ResolvedPolicyLossConfig): PolicyLossResult {
@@ -24,18 +27,23 @@ export function cispoLossStrategy(batch: ResolvedBatch, config: ResolvedPolicyLo
   let nValid = 0;
   let klSum = 0;
   let nClipped = 0;
-  for (let k = 0; k < n; k++) {
-    if (mask[k] === 0) continue;
-    nValid++;
-    const raw = (lp[k] as number) - (olp[k] as number);
-    const d = raw < -LOG_RATIO_CLAMP ? -LOG_RATIO_CLAMP : raw > LOG_RATIO_CLAMP ? LOG_RATIO_CLAMP : raw;
-    klSum += -d;
-    const r = Math.exp(d);
-    const rc = r < lo ? lo : r > hi ? hi : r;
-    if (r !== rc) nClipped++;
-    const a = adv[k] as number;
-    lossMat[k] = -rc * a * (lp[k] as number);
-    dLoss[k] = -rc * a;
+  const e = ratioBlock;
+  for (let k0 = 0; k0 < n; k0 += RATIO_BLOCK) {
+    const k1 = Math.min(n, k0 + RATIO_BLOCK);
+    clampedRatioBlock(lp, olp, mask, k0, k1, e); // r first, so this loop is call-free
+    for (let k = k0; k < k1; k++) {
+      if (mask[k] === 0) continue;
+      nValid++;
+      const raw = (lp[k] as number) - (olp[k] as number);
+      const d = raw < -LOG_RATIO_CLAMP ? -LOG_RATIO_CLAMP : raw > LOG_RATIO_CLAMP ? LOG_RATIO_CLAMP : raw;
+      klSum += -d;
+      const r = e[k - k0] as number;
+      const rc = r < lo ? lo : r > hi ? hi : r;
+      if (r !== rc) nClipped++;
+      const a = adv[k] as number;
+      lossMat[k] = -rc * a * (lp[k] as number);
+      dLoss[k] = -rc * a;
+    }
   }
   const metrics = {
     // masked_mean, accumulated inline in index order

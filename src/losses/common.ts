@@ -79,6 +79,24 @@ export function releaseScratch(): void {
 /** verl's log-ratio clamp (±20) used by vanilla, sapo, cispo and the rollout IS weights. */
 export const LOG_RATIO_CLAMP = 20;
 
+/** Tokens per block of {@link clampedRatioBlock} (the size of the arrays it fills). */
+export const RATIO_BLOCK = 512;
+
+/**
+ * r = exp(clamp(lp − olp, ±20)) for the valid tokens k0 ≤ k < k1 into `out[k − k0]` (other entries untouched).
+ *
+ * Why a separate pre-pass per block: `Math.exp` is a call V8 must assume can touch memory, so in a loop that also
+ * reads and writes typed arrays it reloads and rechecks every array after each token. Computing a block of ratios
+ * first leaves the strategy's main loop call-free (vanilla's token pass: ~20 → ~15 ns/token). Same values.
+ */
+export function clampedRatioBlock(lp: FloatArray, olp: FloatArray, mask: FloatArray, k0: number, k1: number, out: Float64Array): void {
+  for (let k = k0; k < k1; k++) {
+    if (mask[k] === 0) continue;
+    const raw = (lp[k] as number) - (olp[k] as number);
+    out[k - k0] = Math.exp(raw < -LOG_RATIO_CLAMP ? -LOG_RATIO_CLAMP : raw > LOG_RATIO_CLAMP ? LOG_RATIO_CLAMP : raw);
+  }
+}
+
 /**
  * The entries of `indices` whose `values` are the `k` largest (exact top-k), ties at the cut broken by the lowest
  * index first. `values[i]` belongs to `indices[i]`; values must not be NaN. Returned in ascending index order.

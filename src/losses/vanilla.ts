@@ -9,7 +9,7 @@
 import { MASKED_MEAN_EPS } from '../aggregate.js';
 import type { ResolvedPolicyLossConfig } from '../config/policyLoss.js';
 import type { FloatArray } from '../matrix.js';
-import { LOG_RATIO_CLAMP, finishTokenLoss, scratch } from './common.js';
+import { LOG_RATIO_CLAMP, RATIO_BLOCK, clampedRatioBlock, finishTokenLoss, scratch } from './common.js';
 import { registerBuiltin } from './registry.js';
 import { METRIC, type PolicyLossResult, type ResolvedBatch } from './types.js';
 
@@ -35,19 +35,15 @@ export function vanillaTokenPass(batch: ResolvedBatch, config: ResolvedPolicyLos
   return { lossMat, dLoss, metrics };
 }
 
-/** Tokens per block of {@link vanillaTokenPassInto}'s exp pre-pass. */
-const EXP_BLOCK = 512;
-/** The ratios r = exp(d) of one block (module-level: the pass is synchronous and single-threaded). */
-const expBlock = new Float64Array(EXP_BLOCK);
+/** The ratios of one block (module-level: the pass is synchronous and single-threaded). */
+const ratioBlock = new Float64Array(RATIO_BLOCK);
 
 /**
  * {@link vanillaTokenPass} into caller arrays: writes `lossMat[k]` and `dLoss[k]` wherever `mask[k]` is non-zero
  * (other entries are left as they were) and returns the metrics, accumulated inline in index order (the same sums,
  * in the same order, as `maskedMean` over per-token arrays, so bit-identical).
  *
- * Blocked in two loops per {@link EXP_BLOCK} tokens: first every r = exp(d), then the clip logic. `Math.exp` is a
- * call V8 must assume can touch memory, so in one loop it reloads and rechecks every typed array after each token;
- * the call-free second loop does not (measured ~30% faster on the token pass; same values).
+ * Per block of {@link RATIO_BLOCK} tokens: the ratios first ({@link clampedRatioBlock}), then the call-free clip loop.
  */
 export function vanillaTokenPassInto(
   batch: ResolvedBatch,
@@ -65,14 +61,10 @@ export function vanillaTokenPassInto(
   let klSum = 0;
   let nClipped = 0;
   let nClippedLower = 0;
-  const e = expBlock;
-  for (let k0 = 0; k0 < n; k0 += EXP_BLOCK) {
-    const k1 = Math.min(n, k0 + EXP_BLOCK);
-    for (let k = k0; k < k1; k++) {
-      if (mask[k] === 0) continue;
-      const raw = (lp[k] as number) - (olp[k] as number);
-      e[k - k0] = Math.exp(raw < -LOG_RATIO_CLAMP ? -LOG_RATIO_CLAMP : raw > LOG_RATIO_CLAMP ? LOG_RATIO_CLAMP : raw);
-    }
+  const e = ratioBlock;
+  for (let k0 = 0; k0 < n; k0 += RATIO_BLOCK) {
+    const k1 = Math.min(n, k0 + RATIO_BLOCK);
+    clampedRatioBlock(lp, olp, mask, k0, k1, e);
     for (let k = k0; k < k1; k++) {
       if (mask[k] === 0) continue;
       nValid++;
