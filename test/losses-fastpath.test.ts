@@ -83,6 +83,8 @@ describe('Float32 inputs, scratch arrays and gradInto', () => {
       expect.objectContaining({ field: 'gradInto' }),
     );
     expect(() => policyLoss('vanilla', flatBatch(1, 'f32'), CFG, { gradInto: new Float64Array(34) })).toThrow(ShapeError);
+    const b64 = flatBatch(1, 'f64');
+    expect(() => policyLoss('vanilla', b64, CFG, { gradInto: b64.logProbs as Float64Array })).toThrow('gradInto: must not be one of the batch arrays');
   });
 
   it('results never share memory with a later call (scratch arrays stay inside)', () => {

@@ -193,6 +193,8 @@ export function policyLoss(lossMode: string, batch: PolicyLossBatch, config: Pol
   const into = options?.gradInto;
   if (into == null) return entry.cpu(rb, resolved);
   checkGradInto(into, rb.B * rb.T);
+  const inputs = [rb.oldLogProbs, rb.logProbs, rb.advantages, rb.mask, rb.rolloutIsWeights, rb.entropy];
+  if (inputs.some((x) => x === into)) throw new ShapeError('gradInto: must not be one of the batch arrays (inputs are never written)', 'gradInto');
   const result = entry.cpu({ ...rb, gradInto: into }, resolved);
   if (result.grad === into) return result;
   into.set(result.grad); // a strategy that did not use batch.gradInto
