@@ -49,7 +49,7 @@ function torchTimes(positions: number[], reps: number): { ms: Map<number, number
     if (spawnSync(py, ['-c', 'import torch'], { stdio: 'ignore' }).status !== 0) continue;
     const r = spawnSync(py, ['-c', TORCH_SCRIPT, String(V), String(reps), positions.join(',')], {
       encoding: 'utf8',
-      env: { ...process.env, OMP_NUM_THREADS: '2', ...(jemalloc ? { LD_PRELOAD: jemalloc } : {}) },
+      env: { ...process.env, OMP_NUM_THREADS: '2', ...(jemalloc ? { LD_PRELOAD: jemalloc, MALLOC_CONF: 'dirty_decay_ms:-1,muzzy_decay_ms:-1' } : {}) },
       maxBuffer: 1 << 20,
     });
     if (r.status !== 0) return { ms, note: `PyTorch column failed: ${(r.stderr ?? '').trim().split('\n').pop() ?? ''}` };
@@ -59,7 +59,7 @@ function torchTimes(positions: number[], reps: number): { ms: Map<number, number
       ms.set(o.N, o.ms);
       version = o.torch;
     }
-    return { ms, note: `PyTorch column: verl's entropy_from_logits (softmax, logsumexp − Σp·z) in torch ${version}, float32 CPU, 2 threads${jemalloc ? ', jemalloc preloaded' : ''} (${py})` };
+    return { ms, note: `PyTorch column: verl's entropy_from_logits (softmax, logsumexp − Σp·z) in torch ${version}, float32 CPU, 2 threads${jemalloc ? ', jemalloc preloaded, page decay off' : ''} (${py})` };
   }
   return { ms, note: 'PyTorch column skipped: no python3 with torch (Debian: apt-get install python3-torch)' };
 }

@@ -66,14 +66,20 @@ async function torchSection(yard: Map<string, number>): Promise<BenchSection> {
     const out = execFileSync(
       py,
       [join(here, 'torch_baseline.py'), '--sizes', opts.sizesLog2.join(','), '--reps', String(opts.reps), '--threads', '2', '--data', dir],
-      { encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: '2', ...(jemalloc ? { LD_PRELOAD: jemalloc } : {}) }, maxBuffer: 1 << 24 },
+      {
+        encoding: 'utf8',
+        // jemalloc with page decay off keeps torch's freed temporaries mapped, so repeated calls do not page-fault:
+        // PyTorch at its best here (with glibc malloc, or jemalloc's default decay, 2^23 tokens cost ~20x more).
+        env: { ...process.env, OMP_NUM_THREADS: '2', ...(jemalloc ? { LD_PRELOAD: jemalloc, MALLOC_CONF: 'dirty_decay_ms:-1,muzzy_decay_ms:-1' } : {}) },
+        maxBuffer: 1 << 24,
+      },
     );
     for (const line of out.trim().split('\n')) {
       const r = JSON.parse(line) as { log2: number; tokens: number; ns_per_token: number; torch: string };
       const label = `2^${r.log2}`;
       const y = yard.get(label) ?? yardstickNsPerToken(r.log2);
       section.rows.push([label, r.ns_per_token, 1e3 / r.ns_per_token, r.ns_per_token / y]);
-      if (section.notes.length === 0) section.notes.push(`torch ${r.torch}, 2 threads, ${jemalloc ? 'jemalloc preloaded' : 'glibc malloc (libjemalloc2 not found: slower, flatters us)'}, ${py}`);
+      if (section.notes.length === 0) section.notes.push(`torch ${r.torch}, 2 threads, ${jemalloc ? 'jemalloc preloaded with page decay off (its best here)' : 'glibc malloc (libjemalloc2 not found: slower, flatters us)'}, ${py}`);
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
