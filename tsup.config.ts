@@ -3,7 +3,7 @@ import { defineConfig } from 'tsup';
 export default defineConfig([
   {
     // Node: the library (ESM + CJS) and the CLI.
-    entry: { index: 'src/index.ts', cli: 'src/cli/main.ts' },
+    entry: { index: 'src/index.ts', cli: 'src/cli/main.ts', parallelWorker: 'src/losses/parallelWorker.ts' },
     format: ['esm', 'cjs'],
     dts: { entry: { index: 'src/index.ts' } },
     sourcemap: true,

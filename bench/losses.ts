@@ -8,6 +8,7 @@
  */
 import { createEngine, type Engine, policyLoss, type PolicyLossConfig } from '../src/index.js';
 import { BufferUsage, MapMode } from '../src/gpu/index.js';
+import { createParallelPolicyLoss } from '../src/losses/parallel.js';
 import { makeBenchBatch, type BenchBatch } from './data.js';
 import type { BenchOptions, BenchSection } from './types.js';
 
@@ -115,11 +116,15 @@ export async function run(opts: BenchOptions): Promise<BenchSection> {
       'readback /yard',
       'resident /yard',
       'WebGPU Mtok/s',
+      'CPU 2 threads ns/token',
+      'CPU 2 threads speed-up vs CPU ref',
+      'CPU 2 threads copy ns/token',
     ],
     rows: [],
     notes: [],
   };
   const engine = await createEngine({ backend: 'auto' });
+  const par = createParallelPolicyLoss({ threads: 2 });
   section.notes.push(`engine: ${engine.backend} (${engine.reason})`);
   try {
     for (const k of opts.sizesLog2) {
@@ -127,15 +132,26 @@ export async function run(opts: BenchOptions): Promise<BenchSection> {
       const n = b.B * b.T;
       const ns = (ms: number): number => (ms * 1e6) / n;
       const yard = yardstickMs(b, opts.reps);
-      const cpuReps = k >= 23 ? 1 : opts.reps;
+      const cpuReps = opts.reps;
       const cpuBatch = { oldLogProbs: b.oldLogProbs, logProbs: b.logProbs, advantages: b.advantages, responseMask: b.responseMask, shape: [b.B, b.T] as const };
       const cpuGrad = new Float64Array(n);
       policyLoss('vanilla', cpuBatch, DAPO, { gradInto: cpuGrad }); // warm-up: the reference's scratch arrays and gradInto touched once
       const cpu = best(cpuReps, () => {
         policyLoss('vanilla', cpuBatch, DAPO, { gradInto: cpuGrad });
       });
+      await par.policyLoss('vanilla', cpuBatch, DAPO, { gradInto: cpuGrad }); // warm-up: workers started, staging grown
+      let par2 = Infinity;
+      let parCopy = 0;
+      for (let r = 0; r < Math.max(3, opts.reps); r++) {
+        const t = performance.now();
+        await par.policyLoss('vanilla', cpuBatch, DAPO, { gradInto: cpuGrad });
+        const dt = performance.now() - t;
+        const tm = par.lastTimings;
+        if (dt < par2) [par2, parCopy] = [dt, tm ? tm.copyInMs + tm.copyOutMs : 0];
+      }
+      const parCols = [ns(par2), cpu / par2, ns(parCopy)];
       if (engine.backend !== 'webgpu') {
-        section.rows.push([`2^${k}`, ns(yard), ns(cpu), '-', '-', '-', '-', '-', '-', cpu / yard, '-', '-', '-', '-', '-', '-']);
+        section.rows.push([`2^${k}`, ns(yard), ns(cpu), '-', '-', '-', '-', '-', '-', cpu / yard, '-', '-', '-', '-', '-', '-', ...parCols]);
         continue;
       }
       const g = await gpuColumns(engine, b, opts.reps);
@@ -156,15 +172,18 @@ export async function run(opts: BenchOptions): Promise<BenchSection> {
         g.readback / yard,
         g.resident / yard,
         n / g.e2e / 1e3,
+        ...parCols,
       ]);
       engine.gpu?.pool.trim();
     }
   } finally {
     engine.destroy();
+    await par.destroy();
   }
   section.notes.push(
     'yardstick: one copy of the four float32 inputs (TypedArray.set into pre-touched arrays), i.e. reading 16 B/token once; "/yard" = column time ÷ yardstick time, same run',
-    'CPU ref: policyLoss (float64 reference reading the float32 inputs in place) with gradInto (a reused Float64Array, as a training loop would pass) after one warm-up call; 1 repetition at 2^23 and above',
+    'CPU ref: policyLoss (float64 reference reading the float32 inputs in place) with gradInto (a reused Float64Array, as a training loop would pass) after one warm-up call',
+    'CPU 2 threads: createParallelPolicyLoss({ threads: 2 }) (main thread + 1 worker, SharedArrayBuffer staging, same gradInto), minimum of max(3, reps); copy = copying the worker\'s inputs in and its gradient out, on the main thread',
     'e2e: engine.policyLoss on host Float32Arrays with gradInto (a reused output array): validation + row lengths + upload + kernel + partial sums + gradient read-back',
     'resident: engine.policyLossGpu on GPUBuffer inputs with rowLengths and a caller gradBuffer (the gradient never leaves the GPU); kernel = resident − an empty submit round trip',
     'upload: queue.writeBuffer of the four inputs into upload-only buffers + onSubmittedWorkDone; readback: gradient buffer → staging → mapAsync → copy into a host array',

@@ -52,6 +52,39 @@ export function vanillaTokenPassInto(
   lossMat: Float64Array,
   dLoss: Float64Array,
 ): Record<string, number> {
+  const { nValid, klSum, nClipped, nClippedLower } = vanillaTokenSumsInto(batch, config, mask, lossMat, dLoss);
+  // verl's masked_mean: Σ m·v / (Σ m + 1e-8)
+  const denom = nValid + MASKED_MEAN_EPS;
+  return {
+    [METRIC.pgClipfrac]: nClipped / denom,
+    [METRIC.ppoKl]: klSum / denom,
+    [METRIC.pgClipfracLower]: nClippedLower / denom,
+  };
+}
+
+/** The raw sums behind the vanilla metrics (over the mask), before verl's masked-mean division. */
+export interface VanillaTokenSums {
+  /** Σ m (valid positions). */
+  nValid: number;
+  /** Σ m·(olp − lp) after the ±20 clamp, in index order. */
+  klSum: number;
+  /** Valid positions where the clipped term won. */
+  nClipped: number;
+  /** Valid positions cut by the dual-clip bound c. */
+  nClippedLower: number;
+}
+
+/**
+ * {@link vanillaTokenPassInto} returning the raw metric sums instead of the means (the two-thread path adds the
+ * sums of its row ranges before dividing). Same writes to `lossMat` / `dLoss`.
+ */
+export function vanillaTokenSumsInto(
+  batch: ResolvedBatch,
+  config: ResolvedPolicyLossConfig,
+  mask: FloatArray,
+  lossMat: Float64Array,
+  dLoss: Float64Array,
+): VanillaTokenSums {
   const { oldLogProbs: olp, logProbs: lp, advantages: adv } = batch;
   const n = batch.B * batch.T;
   const lo = 1 - config.clipRatioLow;
@@ -111,13 +144,7 @@ export function vanillaTokenPassInto(
       }
     }
   }
-  // verl's masked_mean: Σ m·v / (Σ m + 1e-8)
-  const denom = nValid + MASKED_MEAN_EPS;
-  return {
-    [METRIC.pgClipfrac]: nClipped / denom,
-    [METRIC.ppoKl]: klSum / denom,
-    [METRIC.pgClipfracLower]: nClippedLower / denom,
-  };
+  return { nValid, klSum, nClipped, nClippedLower };
 }
 
 /** The `vanilla` strategy (PPO / DAPO clip-higher / dual-clip); default aggregation `token-mean`. */
