@@ -118,7 +118,7 @@ export async function run(opts: BenchOptions): Promise<BenchSection> {
       'WebGPU Mtok/s',
       'CPU 2 threads ns/token',
       'CPU 2 threads speed-up vs CPU ref',
-      'CPU 2 threads copy ns/token',
+      'CPU 2 threads copy (ns per token)',
     ],
     rows: [],
     notes: [],
