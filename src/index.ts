@@ -12,3 +12,4 @@ export * from './reward/bridge/server.js';
 export * from './reward/bridge/python.js';
 export * from './sampling/promptFilter.js';
 export * from './sampling/sources.js';
+export * from './losses/parallel.js';
