@@ -110,24 +110,8 @@ export async function computeAdvantageGpu(
   const grid = gpu.grid(numGroups);
   const u = gpu.uniform({ n: numGroups, B, T, groupsX: grid.x, base: flags, coef0: eps, lo: gpgScale });
   try {
-    const bind = dev.createBindGroup({
-      layout: pipeline.getBindGroupLayout(0),
-      entries: [
-        { binding: 0, resource: { buffer: u } },
-        { binding: 1, resource: { buffer: bScores } },
-        { binding: 2, resource: { buffer: bMembers } },
-        { binding: 3, resource: { buffer: bOffsets } },
-        { binding: 4, resource: { buffer: bMask } },
-        { binding: 5, resource: { buffer: bRow } },
-        { binding: 6, resource: { buffer: bAdv } },
-      ],
-    });
     const enc = dev.createCommandEncoder();
-    const pass = enc.beginComputePass();
-    pass.setPipeline(pipeline);
-    pass.setBindGroup(0, bind);
-    pass.dispatchWorkgroups(grid.x, grid.y);
-    pass.end();
+    gpu.dispatch(enc, pipeline, [u, bScores, bMembers, bOffsets, bMask, bRow, bAdv].map((buffer) => ({ buffer })), grid);
     if (rowsOnly) {
       const [row] = await gpu.readback(enc, [{ buffer: bRow, bytes: B * 4 }]);
       const r = row as Float32Array;

@@ -103,7 +103,6 @@ async function dispatchEntropy(gpu: Gpu, src: LogitsSource, shape: Shape3D, temp
   }
   const vec4 = V % 4 === 0;
   const pipeline = await gpu.pipeline('entropy', gpu.source(['entropy']), { VEC4: vec4 });
-  const layout = pipeline.getBindGroupLayout(0);
   const out = gpu.output(N * 4, 'lumirag-entropy');
   const chunkBytes = roundUp(Math.min(N, perChunk) * V * 4, 16);
   const staging: GPUBuffer[] = [];
@@ -135,21 +134,8 @@ async function dispatchEntropy(gpu: Gpu, src: LogitsSource, shape: Shape3D, temp
       const grid = gpu.grid(n);
       const u = gpu.uniform({ n, T: V, base: first, groupsX: grid.x, coef0: 1 / temperature });
       uniforms.push(u);
-      const bind = gpu.device.createBindGroup({
-        layout,
-        entries: [
-          { binding: 0, resource: { buffer: u } },
-          { binding: 1, resource: { buffer: buf, offset, size } },
-          { binding: 2, resource: { buffer: out } },
-          { binding: 3, resource: { buffer: buf, offset, size } },
-        ],
-      });
       const enc = gpu.device.createCommandEncoder();
-      const pass = enc.beginComputePass();
-      pass.setPipeline(pipeline);
-      pass.setBindGroup(0, bind);
-      pass.dispatchWorkgroups(grid.x, grid.y);
-      pass.end();
+      gpu.dispatch(enc, pipeline, [{ buffer: u }, { buffer: buf, offset, size }, { buffer: out }, { buffer: buf, offset, size }], grid);
       gpu.device.queue.submit([enc.finish()]);
     }
     return out;

@@ -181,6 +181,22 @@ export class GpuContext {
     return this.pipelines.get(`${name}${this.subgroups ? '' : ':tree'}`, code, constants);
   }
 
+  /**
+   * Encode one compute dispatch: bind `resources` as bindings 0, 1, 2, … of group 0 (the layout the pipeline
+   * declares), then dispatch `grid`. Every kernel of lumirag-rl is dispatched through this.
+   */
+  dispatch(enc: GPUCommandEncoder, pipeline: GPUComputePipeline, resources: readonly GPUBindingResource[], grid: Grid): void {
+    const bind = this.device.createBindGroup({
+      layout: pipeline.getBindGroupLayout(0),
+      entries: resources.map((resource, binding) => ({ binding, resource })),
+    });
+    const pass = enc.beginComputePass();
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, bind);
+    pass.dispatchWorkgroups(grid.x, grid.y);
+    pass.end();
+  }
+
   /** A 2D grid of at least `nwg` workgroups (x ≤ the per-dimension limit). */
   grid(nwg: number): Grid {
     const x = Math.max(1, Math.min(nwg, this.maxGroupsPerDim));

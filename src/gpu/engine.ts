@@ -474,23 +474,12 @@ class WebGpuEngine implements Engine {
       const u = this.gpu.uniform({ ...p, n: R, base: r0, T, wgOffset: shift, groupsX: g.x, nwg: R, B });
       temps.push(u);
       const win = (b: GPUBuffer): GPUBufferBinding => ({ buffer: b, offset: off, size: size(b) });
-      const bg = this.gpu.device.createBindGroup({
-        layout: pipe.getBindGroupLayout(0),
-        entries: [
-          { binding: 0, resource: { buffer: u } },
-          { binding: 1, resource: win(ins.olp) },
-          { binding: 2, resource: win(ins.lp) },
-          { binding: 3, resource: win(ins.adv) },
-          { binding: 4, resource: win(ins.mask) },
-          { binding: 5, resource: ins.w ? win(ins.w) : { buffer: this.gpu.dummy } },
-          { binding: 6, resource: { buffer: rows } },
-        ],
-      });
-      const pass = enc.beginComputePass();
-      pass.setPipeline(pipe);
-      pass.setBindGroup(0, bg);
-      pass.dispatchWorkgroups(g.x, g.y);
-      pass.end();
+      this.gpu.dispatch(
+        enc,
+        pipe,
+        [{ buffer: u }, win(ins.olp), win(ins.lp), win(ins.adv), win(ins.mask), ins.w ? win(ins.w) : { buffer: this.gpu.dummy }, { buffer: rows }],
+        g,
+      );
     }
   }
 
@@ -514,25 +503,22 @@ class WebGpuEngine implements Engine {
       const u = this.gpu.uniform({ ...p, n: cnt, base, wgOffset, groupsX: g.x, nwg });
       temps.push(u);
       const win = (x: GPUBuffer): GPUBufferBinding => ({ buffer: x, offset: base * 4, size: roundUp(Math.max(cnt, 4) * 4, 16) });
-      const bg = this.gpu.device.createBindGroup({
-        layout: pipe.getBindGroupLayout(0),
-        entries: [
-          { binding: 0, resource: { buffer: u } },
-          { binding: 1, resource: win(b.olp) },
-          { binding: 2, resource: win(b.lp) },
-          { binding: 3, resource: win(b.adv) },
-          { binding: 4, resource: win(b.mask) },
-          { binding: 5, resource: b.aux ? win(b.aux) : { buffer: this.gpu.dummy } },
-          { binding: 6, resource: { buffer: b.rows ?? this.gpu.dummy } },
-          { binding: 7, resource: win(b.grad) },
-          { binding: 8, resource: { buffer: part } },
+      this.gpu.dispatch(
+        enc,
+        pipe,
+        [
+          { buffer: u },
+          win(b.olp),
+          win(b.lp),
+          win(b.adv),
+          win(b.mask),
+          b.aux ? win(b.aux) : { buffer: this.gpu.dummy },
+          { buffer: b.rows ?? this.gpu.dummy },
+          win(b.grad),
+          { buffer: part },
         ],
-      });
-      const pass = enc.beginComputePass();
-      pass.setPipeline(pipe);
-      pass.setBindGroup(0, bg);
-      pass.dispatchWorkgroups(g.x, g.y);
-      pass.end();
+        g,
+      );
       wgOffset += nwg;
       if (n === 0) break;
     }
