@@ -48,6 +48,42 @@ export function finishTokenLoss(
   return { loss, grad, metrics };
 }
 
+/**
+ * The value checks of `resolveBatch` for the first `rows` rows of width `T`: every mask entry 0 or 1, and `a`, `b`,
+ * `c` (and `w` when given) finite wherever the mask is non-zero; `lengths[i]` gets row i's count of valid positions.
+ * False at the first problem (the caller then reruns the field-by-field validation, which throws the reference's
+ * error). Shared by `resolveBatch`'s fused pass and the two-thread path's per-range checks.
+ */
+export function validateRows(
+  mask: FloatArray,
+  a: FloatArray,
+  b: FloatArray,
+  c: FloatArray,
+  w: FloatArray | null,
+  rows: number,
+  T: number,
+  lengths: Float64Array,
+): boolean {
+  for (let i = 0; i < rows; i++) {
+    let s = 0;
+    for (let j = 0, k = i * T; j < T; j++, k++) {
+      const m = mask[k] as number;
+      if (m === 0) continue;
+      if (m !== 1) return false;
+      s++;
+      if (!(Number.isFinite(a[k] as number) && Number.isFinite(b[k] as number) && Number.isFinite(c[k] as number))) return false;
+    }
+    lengths[i] = s;
+  }
+  return w === null || finiteAtValid(w, mask, rows * T);
+}
+
+/** True when `x[k]` is finite wherever `mask[k]` is non-zero, for `0 ≤ k < n`. */
+export function finiteAtValid(x: FloatArray, mask: FloatArray, n: number): boolean {
+  for (let k = 0; k < n; k++) if (mask[k] !== 0 && !Number.isFinite(x[k] as number)) return false;
+  return true;
+}
+
 /** Scratch arrays by slot name; see {@link scratch}. */
 const scratchSlots = new Map<string, Float64Array>();
 

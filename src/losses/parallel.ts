@@ -18,7 +18,8 @@ import { aggregationCoefficients, checkGradInto, MASKED_MEAN_EPS } from '../aggr
 import { type PolicyLossConfig, resolvePolicyLossConfig } from '../config/policyLoss.js';
 import { ShapeError } from '../errors.js';
 import { type FloatArray, toMatrix } from '../matrix.js';
-import { validateRows, vanillaRowsKernel } from './parallelKernel.js';
+import { validateRows } from './common.js';
+import { vanillaRowsKernel } from './parallelKernel.js';
 import { getPolicyLoss, policyLoss, resolveBatch } from './registry.js';
 import { METRIC, type PolicyLossBatch, type PolicyLossOptions, type PolicyLossResult } from './types.js';
 

@@ -116,33 +116,3 @@ export function vanillaRowsKernel(input: RowsKernelInput, config: ResolvedPolicy
 }
 
 const EMPTY = new Float64Array(0);
-
-/**
- * The value checks of `resolveBatch` for a range of rows: every mask entry 0 or 1, and `a`, `b`, `c` (and `w` when
- * given) finite wherever the mask is non-zero; `lengths[i]` gets row i's count of valid positions. False at the
- * first problem (the caller then reruns the reference validation, which throws the reference's error).
- */
-export function validateRows(
-  mask: FloatArray,
-  a: FloatArray,
-  b: FloatArray,
-  c: FloatArray,
-  w: FloatArray | null,
-  rows: number,
-  T: number,
-  lengths: Float64Array,
-): boolean {
-  for (let i = 0; i < rows; i++) {
-    let s = 0;
-    for (let j = 0, k = i * T; j < T; j++, k++) {
-      const m = mask[k] as number;
-      if (m === 0) continue;
-      if (m !== 1) return false;
-      s++;
-      if (!(Number.isFinite(a[k] as number) && Number.isFinite(b[k] as number) && Number.isFinite(c[k] as number))) return false;
-    }
-    lengths[i] = s;
-  }
-  if (w) for (let k = 0; k < rows * T; k++) if (mask[k] !== 0 && !Number.isFinite(w[k] as number)) return false;
-  return true;
-}

@@ -14,7 +14,8 @@
 import { type MessagePort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { resolvePolicyLossConfig } from '../config/policyLoss.js';
 import type { FloatArray } from '../matrix.js';
-import { validateRows, vanillaRowsKernel } from './parallelKernel.js';
+import { validateRows } from './common.js';
+import { vanillaRowsKernel } from './parallelKernel.js';
 
 /** A staged field: its shared memory and element type. */
 interface StagedField {

@@ -7,6 +7,7 @@
 import { type PolicyLossConfig, resolvePolicyLossConfig } from '../config/policyLoss.js';
 import { ConfigError, ShapeError, UnknownModeError } from '../errors.js';
 import { checkGradInto } from '../aggregate.js';
+import { finiteAtValid, validateRows } from './common.js';
 import {
   type FloatArray,
   type Matrix,
@@ -118,36 +119,9 @@ function resolveFused(batch: PolicyLossBatch, shape: Shape2D): ResolvedBatch | n
   const rolloutIsWeights = batch.rolloutIsWeights == null ? null : field('rolloutIsWeights');
   const entropy = batch.entropy == null ? null : field('entropy');
   const lengths = new Float64Array(B);
-  if (!maskAndFinite(mask.data, oldLogProbs, logProbs, advantages, lengths, T)) return null;
-  if (rolloutIsWeights && !finiteAtValid(rolloutIsWeights, mask.data)) return null;
-  if (entropy && !finiteAtValid(entropy, mask.data)) return null;
+  if (!validateRows(mask.data, oldLogProbs, logProbs, advantages, rolloutIsWeights, B, T, lengths)) return null;
+  if (entropy && !finiteAtValid(entropy, mask.data, B * T)) return null;
   return { B, T, oldLogProbs, logProbs, advantages, mask: mask.data, lengths, rolloutIsWeights, entropy };
-}
-
-/**
- * One pass: every mask entry is 0 or 1, `a`, `b`, `c` are finite wherever the mask is 1, and `lengths[i]` gets row
- * i's count of valid positions. False at the first problem.
- */
-function maskAndFinite(mask: FloatArray, a: FloatArray, b: FloatArray, c: FloatArray, lengths: Float64Array, T: number): boolean {
-  const B = lengths.length;
-  for (let i = 0; i < B; i++) {
-    let s = 0;
-    for (let j = 0, k = i * T; j < T; j++, k++) {
-      const m = mask[k] as number;
-      if (m === 0) continue;
-      if (m !== 1) return false;
-      s++;
-      if (!(Number.isFinite(a[k] as number) && Number.isFinite(b[k] as number) && Number.isFinite(c[k] as number))) return false;
-    }
-    lengths[i] = s;
-  }
-  return true;
-}
-
-/** True when `x` is finite wherever `mask` is non-zero. */
-function finiteAtValid(x: FloatArray, mask: FloatArray): boolean {
-  for (let k = 0; k < mask.length; k++) if (mask[k] !== 0 && !Number.isFinite(x[k] as number)) return false;
-  return true;
 }
 
 /** The field-by-field validation (the reference order of checks and errors). */
