@@ -7,11 +7,10 @@
  *
  * @module
  */
-import { MASKED_MEAN_EPS } from '../aggregate.js';
 import type { ResolvedPolicyLossConfig } from '../config/policyLoss.js';
-import { LOG_RATIO_CLAMP, RATIO_BLOCK, clampedRatioBlock, finishTokenLoss, scratch } from './common.js';
+import { LOG_RATIO_CLAMP, RATIO_BLOCK, clampedRatioBlock, clipMetrics, finishTokenLoss, scratch } from './common.js';
 import { registerBuiltin } from './registry.js';
-import { METRIC, type PolicyLossResult, type ResolvedBatch } from './types.js';
+import type { PolicyLossResult, ResolvedBatch } from './types.js';
 
 /** The ratios of one block (module-level: the pass is synchronous and single-threaded). */
 const ratioBlock = new Float64Array(RATIO_BLOCK);
@@ -45,12 +44,7 @@ export function cispoLossStrategy(batch: ResolvedBatch, config: ResolvedPolicyLo
       dLoss[k] = -rc * a;
     }
   }
-  const metrics = {
-    // masked_mean, accumulated inline in index order
-    [METRIC.pgClipfrac]: nClipped / (nValid + MASKED_MEAN_EPS),
-    [METRIC.ppoKl]: klSum / (nValid + MASKED_MEAN_EPS),
-    [METRIC.pgClipfracLower]: 0,
-  };
+  const metrics = clipMetrics(nValid, klSum, nClipped, 0);
   return finishTokenLoss(batch, config, lossMat, dLoss, 'token-mean', metrics);
 }
 

@@ -4,10 +4,10 @@
  *
  * @module
  */
-import { aggregateRows } from '../aggregate.js';
+import { MASKED_MEAN_EPS, aggregateRows } from '../aggregate.js';
 import type { LossAggMode, ResolvedPolicyLossConfig } from '../config/policyLoss.js';
 import { type FloatArray, rowLengths } from '../matrix.js';
-import type { PolicyLossResult, ResolvedBatch } from './types.js';
+import { METRIC, type PolicyLossResult, type ResolvedBatch } from './types.js';
 
 /**
  * Finish a token-level loss.
@@ -82,6 +82,20 @@ export function validateRows(
 export function finiteAtValid(x: FloatArray, mask: FloatArray, n: number): boolean {
   for (let k = 0; k < n; k++) if (mask[k] !== 0 && !Number.isFinite(x[k] as number)) return false;
   return true;
+}
+
+/**
+ * verl's three clip metrics as masked means of sums accumulated inline in index order: `actor/pg_clipfrac` =
+ * nClipped / (nValid + 1e-8), `actor/ppo_kl` = klSum / (nValid + 1e-8), `actor/pg_clipfrac_lower` =
+ * nClippedLower / (nValid + 1e-8) (verl's `masked_mean`; a strategy without a lower clip passes 0).
+ */
+export function clipMetrics(nValid: number, klSum: number, nClipped: number, nClippedLower: number): Record<string, number> {
+  const denom = nValid + MASKED_MEAN_EPS;
+  return {
+    [METRIC.pgClipfrac]: nClipped / denom,
+    [METRIC.ppoKl]: klSum / denom,
+    [METRIC.pgClipfracLower]: nClippedLower / denom,
+  };
 }
 
 /** Scratch arrays by slot name; see {@link scratch}. */

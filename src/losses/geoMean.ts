@@ -12,11 +12,10 @@
  *
  * @module
  */
-import { MASKED_MEAN_EPS } from '../aggregate.js';
 import type { ResolvedPolicyLossConfig } from '../config/policyLoss.js';
-import { scratch } from './common.js';
+import { clipMetrics, scratch } from './common.js';
 import { registerBuiltin } from './registry.js';
-import { METRIC, type PolicyLossResult, type ResolvedBatch } from './types.js';
+import type { PolicyLossResult, ResolvedBatch } from './types.js';
 
 /** geo_mean's per-sequence denominator epsilon (L_i + 1e-8). */
 export const GEO_MEAN_EPS = 1e-8;
@@ -85,11 +84,7 @@ export function geoMeanLossStrategy(batch: ResolvedBatch, config: ResolvedPolicy
     for (let j = 0, k = i * T; j < T; j++, k++) grad[k] = mask[k] !== 0 ? c * (dStarGrad[k] as number) : 0;
   }
   loss = B > 0 ? loss / B : 0;
-  const metrics = {
-    [METRIC.pgClipfrac]: nClipHi / (nValid + MASKED_MEAN_EPS),
-    [METRIC.ppoKl]: klSum / (nValid + MASKED_MEAN_EPS),
-    [METRIC.pgClipfracLower]: nClipLo / (nValid + MASKED_MEAN_EPS),
-  };
+  const metrics = clipMetrics(nValid, klSum, nClipHi, nClipLo);
   return { loss: loss + 0, grad, metrics };
 }
 

@@ -8,11 +8,10 @@
  *
  * @module
  */
-import { MASKED_MEAN_EPS } from '../aggregate.js';
 import type { ResolvedPolicyLossConfig } from '../config/policyLoss.js';
-import { finishTokenLoss, scratch } from './common.js';
+import { clipMetrics, finishTokenLoss, scratch } from './common.js';
 import { registerBuiltin } from './registry.js';
-import { METRIC, type PolicyLossResult, type ResolvedBatch } from './types.js';
+import type { PolicyLossResult, ResolvedBatch } from './types.js';
 
 /** GSPO's upper cap on the combined sequence log-ratio (verl clamps `log_seq_importance_ratio` at max 10). */
 export const GSPO_LOG_RATIO_CAP = 10;
@@ -68,11 +67,7 @@ export function gspoLossStrategy(batch: ResolvedBatch, config: ResolvedPolicyLos
       }
     }
   }
-  const metrics = {
-    [METRIC.pgClipfrac]: nClipped / (nValid + MASKED_MEAN_EPS),
-    [METRIC.ppoKl]: klSum / (nValid + MASKED_MEAN_EPS),
-    [METRIC.pgClipfracLower]: 0,
-  };
+  const metrics = clipMetrics(nValid, klSum, nClipped, 0);
   return finishTokenLoss(batch, config, lossMat, dLoss, 'seq-mean-token-mean', metrics);
 }
 

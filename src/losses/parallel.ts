@@ -14,14 +14,14 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { type MessagePort, MessageChannel, Worker } from 'node:worker_threads';
-import { aggregationCoefficients, checkGradInto, MASKED_MEAN_EPS } from '../aggregate.js';
+import { aggregationCoefficients, checkGradInto } from '../aggregate.js';
 import { type PolicyLossConfig, resolvePolicyLossConfig } from '../config/policyLoss.js';
 import { ShapeError } from '../errors.js';
 import { type FloatArray, toMatrix } from '../matrix.js';
-import { validateRows } from './common.js';
+import { clipMetrics, validateRows } from './common.js';
 import { vanillaRowsKernel } from './parallelKernel.js';
 import { getPolicyLoss, policyLoss, resolveBatch } from './registry.js';
-import { METRIC, type PolicyLossBatch, type PolicyLossOptions, type PolicyLossResult } from './types.js';
+import type { PolicyLossBatch, PolicyLossOptions, PolicyLossResult } from './types.js';
 
 /** Options of {@link createParallelPolicyLoss}. */
 export interface ParallelPolicyLossOptions {
@@ -362,12 +362,7 @@ export function createParallelPolicyLoss(options: ParallelPolicyLossOptions = {}
         loss += plain ? s : s * c;
       }
       if (plain) loss *= rowCoef[0] ?? 0;
-      const denom = (sums[0] as number) + MASKED_MEAN_EPS;
-      const metrics = {
-        [METRIC.pgClipfrac]: (sums[2] as number) / denom,
-        [METRIC.ppoKl]: (sums[1] as number) / denom,
-        [METRIC.pgClipfracLower]: (sums[3] as number) / denom,
-      };
+      const metrics = clipMetrics(sums[0] as number, sums[1] as number, sums[2] as number, sums[3] as number);
       lastTimings = { copyInMs: t1 - t0, mainMs: t2 - t1, waitMs: t3 - t2, copyOutMs: performance.now() - t3 };
       return { loss, grad, metrics };
     } finally {

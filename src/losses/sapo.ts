@@ -8,11 +8,10 @@
  *
  * @module
  */
-import { MASKED_MEAN_EPS } from '../aggregate.js';
 import type { ResolvedPolicyLossConfig } from '../config/policyLoss.js';
-import { LOG_RATIO_CLAMP, finishTokenLoss, scratch } from './common.js';
+import { LOG_RATIO_CLAMP, clipMetrics, finishTokenLoss, scratch } from './common.js';
 import { registerBuiltin } from './registry.js';
-import { METRIC, type PolicyLossResult, type ResolvedBatch } from './types.js';
+import type { PolicyLossResult, ResolvedBatch } from './types.js';
 
 /** The `sapo` strategy (soft sigmoid gate instead of clipping); default aggregation `seq-mean-token-mean`. */
 export function sapoLossStrategy(batch: ResolvedBatch, config: ResolvedPolicyLossConfig): PolicyLossResult {
@@ -36,11 +35,7 @@ export function sapoLossStrategy(batch: ResolvedBatch, config: ResolvedPolicyLos
     lossMat[k] = -(sig * (4 / tau)) * a;
     dLoss[k] = -a * 4 * sig * (1 - sig) * r * dd;
   }
-  const metrics = {
-    [METRIC.pgClipfrac]: 0,
-    [METRIC.ppoKl]: klSum / (nValid + MASKED_MEAN_EPS), // masked_mean, accumulated inline in index order
-    [METRIC.pgClipfracLower]: 0,
-  };
+  const metrics = clipMetrics(nValid, klSum, 0, 0); // no hard clip: both clip fractions 0
   return finishTokenLoss(batch, config, lossMat, dLoss, 'seq-mean-token-mean', metrics);
 }
 

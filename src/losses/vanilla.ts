@@ -6,12 +6,11 @@
  *
  * @module
  */
-import { MASKED_MEAN_EPS } from '../aggregate.js';
 import type { ResolvedPolicyLossConfig } from '../config/policyLoss.js';
 import type { FloatArray } from '../matrix.js';
-import { LOG_RATIO_CLAMP, RATIO_BLOCK, clampedRatioBlock, finishTokenLoss, scratch } from './common.js';
+import { LOG_RATIO_CLAMP, RATIO_BLOCK, clampedRatioBlock, clipMetrics, finishTokenLoss, scratch } from './common.js';
 import { registerBuiltin } from './registry.js';
-import { METRIC, type PolicyLossResult, type ResolvedBatch } from './types.js';
+import type { PolicyLossResult, ResolvedBatch } from './types.js';
 
 /** The per-token pass of the vanilla loss: ℓ, ∂ℓ/∂lp and the metrics (over the response mask). */
 export interface TokenPass {
@@ -53,13 +52,7 @@ export function vanillaTokenPassInto(
   dLoss: Float64Array,
 ): Record<string, number> {
   const { nValid, klSum, nClipped, nClippedLower } = vanillaTokenSumsInto(batch, config, mask, lossMat, dLoss);
-  // verl's masked_mean: Σ m·v / (Σ m + 1e-8)
-  const denom = nValid + MASKED_MEAN_EPS;
-  return {
-    [METRIC.pgClipfrac]: nClipped / denom,
-    [METRIC.ppoKl]: klSum / denom,
-    [METRIC.pgClipfracLower]: nClippedLower / denom,
-  };
+  return clipMetrics(nValid, klSum, nClipped, nClippedLower); // verl's masked_mean: Σ m·v / (Σ m + 1e-8)
 }
 
 /** The raw sums behind the vanilla metrics (over the mask), before verl's masked-mean division. */
