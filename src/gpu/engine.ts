@@ -440,6 +440,46 @@ class WebGpuEngine implements Engine {
     return b;
   }
 
+  /**
+   * The gradient target of a call: the caller's `gradBuffer` (checked: STORAGE usage and room for `n` float32s), a
+   * fresh buffer handed to the caller (`toBuffer` without one; in `owned`, destroyed if the call fails), or a pooled
+   * output buffer for the read-back (in `temps`).
+   */
+  private gradTarget(n: number, toBuffer: boolean, gradBuffer: GPUBuffer | undefined, temps: GPUBuffer[], owned: GPUBuffer[]): GPUBuffer {
+    let bGrad: GPUBuffer;
+    if (toBuffer && gradBuffer) {
+      bGrad = gradBuffer;
+      if ((bGrad.usage & BufferUsage.STORAGE) === 0 || bGrad.size < roundUp(n * 4, 16)) {
+        throw new ShapeError(`gradBuffer: needs STORAGE usage and at least ${roundUp(n * 4, 16)} bytes`, 'gradBuffer');
+      }
+    } else if (toBuffer) {
+      bGrad = this.gpu.device.createBuffer({ size: roundUp(Math.max(n, 4) * 4, 16), usage: BufferUsage.STORAGE | BufferUsage.COPY_SRC | BufferUsage.COPY_DST, label: 'lumirag-grad' });
+      owned.push(bGrad);
+    } else {
+      bGrad = this.gpu.output(n * 4, 'lumirag-grad');
+      temps.push(bGrad);
+    }
+    return bGrad;
+  }
+
+  /**
+   * For a call that returns a host gradient (`!toBuffer`): check `gradInto`, add `bGrad`'s read-back region to
+   * `regions` and return the array it lands in (`gradInto`'s first `n` entries, or a fresh one). Null for `toBuffer`.
+   */
+  private gradRegion(
+    regions: { buffer: GPUBuffer; bytes: number; into?: Float32Array }[],
+    bGrad: GPUBuffer,
+    n: number,
+    toBuffer: boolean,
+    gradInto: Float32Array | undefined,
+  ): Float32Array | null {
+    if (toBuffer) return null;
+    if (gradInto && gradInto.length < n) throw new ShapeError(`gradInto: length ${gradInto.length} < ${n}`, 'gradInto');
+    const gradArr = gradInto ? gradInto.subarray(0, n) : new Float32Array(n);
+    regions.push({ buffer: bGrad, bytes: n * 4, into: gradArr });
+    return gradArr;
+  }
+
   // --- kernels ---------------------------------------------------------------------------------------
 
   private tokenPipeline(family: Family, c: PipelineConstants): Promise<GPUComputePipeline> {
@@ -762,20 +802,7 @@ class WebGpuEngine implements Engine {
         temps.push(bRows);
       }
 
-      // Gradient target.
-      let bGrad: GPUBuffer;
-      if (toBuffer && gradBuffer) {
-        bGrad = gradBuffer;
-        if ((bGrad.usage & BufferUsage.STORAGE) === 0 || bGrad.size < roundUp(n * 4, 16)) {
-          throw new ShapeError(`gradBuffer: needs STORAGE usage and at least ${roundUp(n * 4, 16)} bytes`, 'gradBuffer');
-        }
-      } else if (toBuffer) {
-        bGrad = this.gpu.device.createBuffer({ size: roundUp(Math.max(n, 4) * 4, 16), usage: BufferUsage.STORAGE | BufferUsage.COPY_SRC | BufferUsage.COPY_DST, label: 'lumirag-grad' });
-        owned.push(bGrad);
-      } else {
-        bGrad = this.gpu.output(n * 4, 'lumirag-grad');
-        temps.push(bGrad);
-      }
+      const bGrad = this.gradTarget(n, toBuffer, gradBuffer, temps, owned);
       const slots = WebGpuEngine.slots(n, this.gpu);
       const bPart = this.gpu.output(slots * 32, 'lumirag-partials');
       temps.push(bPart);
@@ -810,12 +837,7 @@ class WebGpuEngine implements Engine {
       this.encodeTokenPass(enc, tokPipe, { olp: bOlp, lp: bLp, adv: bAdv, mask: bMask, aux: bAux, rows: bRows, grad: bGrad }, bPart, n, params, temps);
       const regions: { buffer: GPUBuffer; bytes: number; into?: Float32Array }[] = [{ buffer: bPart, bytes: slots * 32 }];
       if (isGeo && bRows) regions.push({ buffer: bRows, bytes: B * 16 });
-      let gradArr: Float32Array | null = null;
-      if (!toBuffer) {
-        if (gradInto && gradInto.length < n) throw new ShapeError(`gradInto: length ${gradInto.length} < ${n}`, 'gradInto');
-        gradArr = gradInto ? gradInto.subarray(0, n) : new Float32Array(n);
-        regions.push({ buffer: bGrad, bytes: n * 4, into: gradArr });
-      }
+      const gradArr = this.gradRegion(regions, bGrad, n, toBuffer, gradInto);
       const kind = `policy:${'host' in olp ? 'host' : 'resident'}:${toBuffer ? 'buffer' : 'array'}`;
       const out = await this.gpu.readback(enc, regions, n, kind);
       const S = WebGpuEngine.sumPartials(out[0] as Float32Array, slots, lengths);
@@ -938,20 +960,7 @@ class WebGpuEngine implements Engine {
         bRows = this.gpu.upload(rows);
         temps.push(bRows);
       }
-      let bGrad: GPUBuffer;
-      if (toBuffer && gradBuffer) {
-        bGrad = gradBuffer;
-        if ((bGrad.usage & BufferUsage.STORAGE) === 0 || bGrad.size < roundUp(n * 4, 16)) {
-          throw new ShapeError(`gradBuffer: needs STORAGE usage and at least ${roundUp(n * 4, 16)} bytes`, 'gradBuffer');
-        }
-      }
-      else if (toBuffer) {
-        bGrad = this.gpu.device.createBuffer({ size: roundUp(Math.max(n, 4) * 4, 16), usage: BufferUsage.STORAGE | BufferUsage.COPY_SRC | BufferUsage.COPY_DST, label: 'lumirag-grad' });
-        owned.push(bGrad);
-      } else {
-        bGrad = this.gpu.output(n * 4, 'lumirag-grad');
-        temps.push(bGrad);
-      }
+      const bGrad = this.gradTarget(n, toBuffer, gradBuffer, temps, owned);
       const slots = WebGpuEngine.slots(n, this.gpu);
       const bPart = this.gpu.output(slots * 32, 'lumirag-partials');
       temps.push(bPart);
@@ -959,12 +968,7 @@ class WebGpuEngine implements Engine {
       const enc = this.gpu.device.createCommandEncoder();
       this.encodeTokenPass(enc, pipe, { olp: bL, lp: bL, adv: bL, mask: bM, aux: null, rows: bRows, grad: bGrad }, bPart, n, { T, B, coef0: perRow ? 1 : (coef[0] ?? 0) }, temps);
       const regions: { buffer: GPUBuffer; bytes: number; into?: Float32Array }[] = [{ buffer: bPart, bytes: slots * 32 }];
-      let gradArr: Float32Array | null = null;
-      if (!toBuffer) {
-        if (gradInto && gradInto.length < n) throw new ShapeError(`gradInto: length ${gradInto.length} < ${n}`, 'gradInto');
-        gradArr = gradInto ? gradInto.subarray(0, n) : new Float32Array(n);
-        regions.push({ buffer: bGrad, bytes: n * 4, into: gradArr });
-      }
+      const gradArr = this.gradRegion(regions, bGrad, n, toBuffer, gradInto);
       const out = await this.gpu.readback(enc, regions, n, `agg:${'host' in l ? 'host' : 'resident'}:${toBuffer ? 'buffer' : 'array'}`);
       const S = WebGpuEngine.sumPartials(out[0] as Float32Array, slots, lengths);
       if (!Number.isFinite(S.inputSum)) {
