@@ -8,7 +8,7 @@
  * @module
  */
 import type { ResolvedPolicyLossConfig } from '../config/policyLoss.js';
-import { LOG_RATIO_CLAMP, RATIO_BLOCK, clampedRatioBlock, clipMetrics, finishTokenLoss, scratch } from './common.js';
+import { RATIO_BLOCK, clampLogRatio, clampedRatioBlock, clipMetrics, finishTokenLoss, scratch } from './common.js';
 import { registerBuiltin } from './registry.js';
 import type { PolicyLossResult, ResolvedBatch } from './types.js';
 
@@ -34,7 +34,7 @@ export function cispoLossStrategy(batch: ResolvedBatch, config: ResolvedPolicyLo
       if (mask[k] === 0) continue;
       nValid++;
       const raw = (lp[k] as number) - (olp[k] as number);
-      const d = raw < -LOG_RATIO_CLAMP ? -LOG_RATIO_CLAMP : raw > LOG_RATIO_CLAMP ? LOG_RATIO_CLAMP : raw;
+      const d = clampLogRatio(raw);
       klSum += -d;
       const r = e[k - k0] as number;
       const rc = r < lo ? lo : r > hi ? hi : r;

@@ -129,6 +129,11 @@ export function releaseScratch(): void {
 /** verl's log-ratio clamp (±20) used by vanilla, sapo, cispo and the rollout IS weights. */
 export const LOG_RATIO_CLAMP = 20;
 
+/** verl's clamp of a token log-ratio to ±{@link LOG_RATIO_CLAMP} (NaN passes through). */
+export function clampLogRatio(raw: number): number {
+  return raw < -LOG_RATIO_CLAMP ? -LOG_RATIO_CLAMP : raw > LOG_RATIO_CLAMP ? LOG_RATIO_CLAMP : raw;
+}
+
 /** Tokens per block of {@link clampedRatioBlock} (the size of the arrays it fills). */
 export const RATIO_BLOCK = 512;
 
@@ -143,7 +148,7 @@ export function clampedRatioBlock(lp: FloatArray, olp: FloatArray, mask: FloatAr
   for (let k = k0; k < k1; k++) {
     if (mask[k] === 0) continue;
     const raw = (lp[k] as number) - (olp[k] as number);
-    out[k - k0] = Math.exp(raw < -LOG_RATIO_CLAMP ? -LOG_RATIO_CLAMP : raw > LOG_RATIO_CLAMP ? LOG_RATIO_CLAMP : raw);
+    out[k - k0] = Math.exp(clampLogRatio(raw));
   }
 }
 

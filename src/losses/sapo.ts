@@ -9,7 +9,7 @@
  * @module
  */
 import type { ResolvedPolicyLossConfig } from '../config/policyLoss.js';
-import { LOG_RATIO_CLAMP, clipMetrics, finishTokenLoss, scratch } from './common.js';
+import { LOG_RATIO_CLAMP, clampLogRatio, clipMetrics, finishTokenLoss, scratch } from './common.js';
 import { registerBuiltin } from './registry.js';
 import type { PolicyLossResult, ResolvedBatch } from './types.js';
 
@@ -25,7 +25,7 @@ export function sapoLossStrategy(batch: ResolvedBatch, config: ResolvedPolicyLos
     if (mask[k] === 0) continue;
     nValid++;
     const raw = (lp[k] as number) - (olp[k] as number);
-    const d = raw < -LOG_RATIO_CLAMP ? -LOG_RATIO_CLAMP : raw > LOG_RATIO_CLAMP ? LOG_RATIO_CLAMP : raw;
+    const d = clampLogRatio(raw);
     const dd = raw >= -LOG_RATIO_CLAMP && raw <= LOG_RATIO_CLAMP ? 1 : 0;
     klSum += -d;
     const a = adv[k] as number;

@@ -8,7 +8,7 @@
  */
 import type { ResolvedPolicyLossConfig } from '../config/policyLoss.js';
 import type { FloatArray } from '../matrix.js';
-import { LOG_RATIO_CLAMP, RATIO_BLOCK, clampedRatioBlock, clipMetrics, finishTokenLoss, scratch } from './common.js';
+import { LOG_RATIO_CLAMP, clampLogRatio, RATIO_BLOCK, clampedRatioBlock, clipMetrics, finishTokenLoss, scratch } from './common.js';
 import { registerBuiltin } from './registry.js';
 import type { PolicyLossResult, ResolvedBatch } from './types.js';
 
@@ -95,7 +95,7 @@ export function vanillaTokenSumsInto(
       if (mask[k] === 0) continue;
       nValid++;
       const raw = (lp[k] as number) - (olp[k] as number);
-      const d = raw < -LOG_RATIO_CLAMP ? -LOG_RATIO_CLAMP : raw > LOG_RATIO_CLAMP ? LOG_RATIO_CLAMP : raw;
+      const d = clampLogRatio(raw);
       const dd = raw >= -LOG_RATIO_CLAMP && raw <= LOG_RATIO_CLAMP ? 1 : 0;
       klSum += -d;
       const a = adv[k] as number;
