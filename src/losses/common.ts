@@ -134,6 +134,11 @@ export function clampLogRatio(raw: number): number {
   return raw < -LOG_RATIO_CLAMP ? -LOG_RATIO_CLAMP : raw > LOG_RATIO_CLAMP ? LOG_RATIO_CLAMP : raw;
 }
 
+/** ∂ clampLogRatio(raw) / ∂ raw as torch's clamp gives it: 1 inside ±{@link LOG_RATIO_CLAMP} (bounds included), else 0. */
+export function clampLogRatioGrad(raw: number): number {
+  return raw >= -LOG_RATIO_CLAMP && raw <= LOG_RATIO_CLAMP ? 1 : 0;
+}
+
 /** Tokens per block of {@link clampedRatioBlock} (the size of the arrays it fills). */
 export const RATIO_BLOCK = 512;
 

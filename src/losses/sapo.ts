@@ -9,7 +9,7 @@
  * @module
  */
 import type { ResolvedPolicyLossConfig } from '../config/policyLoss.js';
-import { LOG_RATIO_CLAMP, clampLogRatio, clipMetrics, finishTokenLoss, scratch } from './common.js';
+import { clampLogRatio, clampLogRatioGrad, clipMetrics, finishTokenLoss, scratch } from './common.js';
 import { registerBuiltin } from './registry.js';
 import type { PolicyLossResult, ResolvedBatch } from './types.js';
 
@@ -26,7 +26,7 @@ export function sapoLossStrategy(batch: ResolvedBatch, config: ResolvedPolicyLos
     nValid++;
     const raw = (lp[k] as number) - (olp[k] as number);
     const d = clampLogRatio(raw);
-    const dd = raw >= -LOG_RATIO_CLAMP && raw <= LOG_RATIO_CLAMP ? 1 : 0;
+    const dd = clampLogRatioGrad(raw);
     klSum += -d;
     const a = adv[k] as number;
     const tau = a > 0 ? config.tauPos : config.tauNeg;

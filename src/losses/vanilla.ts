@@ -8,7 +8,7 @@
  */
 import type { ResolvedPolicyLossConfig } from '../config/policyLoss.js';
 import type { FloatArray } from '../matrix.js';
-import { LOG_RATIO_CLAMP, clampLogRatio, RATIO_BLOCK, clampedRatioBlock, clipMetrics, finishTokenLoss, scratch } from './common.js';
+import { clampLogRatio, clampLogRatioGrad, RATIO_BLOCK, clampedRatioBlock, clipMetrics, finishTokenLoss, scratch } from './common.js';
 import { registerBuiltin } from './registry.js';
 import type { PolicyLossResult, ResolvedBatch } from './types.js';
 
@@ -96,7 +96,7 @@ export function vanillaTokenSumsInto(
       nValid++;
       const raw = (lp[k] as number) - (olp[k] as number);
       const d = clampLogRatio(raw);
-      const dd = raw >= -LOG_RATIO_CLAMP && raw <= LOG_RATIO_CLAMP ? 1 : 0;
+      const dd = clampLogRatioGrad(raw);
       klSum += -d;
       const a = adv[k] as number;
       const r = e[k - k0] as number;
