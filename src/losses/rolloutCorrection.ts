@@ -18,7 +18,7 @@
 import type { RolloutCorrectionConfig } from '../config/policyLoss.js';
 import { ConfigError, ShapeError, UnknownModeError, ValueError } from '../errors.js';
 import { type FloatArray, type Matrix, type MatrixInput, type Shape2D, checkFiniteAtValid, expectShape, isNested, nestedShape, toMask, toMatrix } from '../matrix.js';
-import { LOG_RATIO_CLAMP } from './common.js';
+import { LOG_RATIO_CLAMP, clampLogRatio } from './common.js';
 
 /** verl's `SAFETY_BOUND`: log-ratios are clamped to ±20 before exponentiating. */
 const SAFETY_BOUND = LOG_RATIO_CLAMP;
@@ -237,10 +237,6 @@ function maskedFraction(pred: (k: number) => boolean, mask: FloatArray): number 
   return c / (n + EPS);
 }
 
-function clampSafe(x: number): number {
-  return x < -SAFETY_BOUND ? -SAFETY_BOUND : x > SAFETY_BOUND ? SAFETY_BOUND : x;
-}
-
 /** verl's clamped-variance std: sqrt(max(E[x²] − E[x]², 0)) over valid positions with x clamped to [lo, hi]. */
 function clampedStd(v: FloatArray, mask: FloatArray, lo: number, hi: number, count: number): number {
   if (!(count > 1)) return 0;
@@ -324,11 +320,11 @@ export function computeRolloutIsWeights(logRatio: Matrix, mask: Matrix, options:
   const w = new Float64Array(n);
   let seqLogRatio: Float64Array | null = null;
   if (level === 'token') {
-    for (let k = 0; k < n; k++) w[k] = m[k] === 0 ? 0 : Math.exp(clampSafe(lr[k] as number));
+    for (let k = 0; k < n; k++) w[k] = m[k] === 0 ? 0 : Math.exp(clampLogRatio(lr[k] as number));
   } else {
     seqLogRatio = rowMaskedSum(lr, m, B, T);
     for (let i = 0; i < B; i++) {
-      const wi = Math.exp(clampSafe(seqLogRatio[i] as number));
+      const wi = Math.exp(clampLogRatio(seqLogRatio[i] as number));
       for (let j = 0, k = i * T; j < T; j++, k++) w[k] = m[k] === 0 ? 0 : wi;
     }
   }
@@ -544,7 +540,7 @@ export function computeRolloutRejectionMask(
   const k2 = new Float64Array(n);
   const k3 = new Float64Array(n);
   for (let k = 0; k < n; k++) {
-    const x = clampSafe(lr[k] as number);
+    const x = clampLogRatio(lr[k] as number);
     k1[k] = -x;
     k2[k] = 0.5 * (x * x);
     k3[k] = Math.exp(x) - 1.0 - x;
@@ -711,7 +707,7 @@ export function computeOffPolicyMetrics(logProbs: Matrix, rolloutLogProbs: Matri
     const r = a - b;
     lr[k] = r;
     k3[k] = Math.exp(r) - r - 1;
-    const rho = Math.exp(clampSafe(r));
+    const rho = Math.exp(clampLogRatio(r));
     rho2[k] = rho * rho;
   }
   metrics.kl = maskedMean(diff, m);
@@ -727,7 +723,7 @@ export function computeOffPolicyMetrics(logProbs: Matrix, rolloutLogProbs: Matri
   metrics.ppl_ratio = mean(logPplDiff.map(Math.exp));
   metrics.chi2_token = maskedMean(rho2, m) - 1.0;
   const lrSum = rowMaskedSum(lr, m, B, T);
-  metrics.chi2_seq = mean(Array.from(lrSum, (s) => Math.exp(2.0 * clampSafe(s)))) - 1.0;
+  metrics.chi2_seq = mean(Array.from(lrSum, (s) => Math.exp(2.0 * clampLogRatio(s)))) - 1.0;
   return metrics;
 }
 
