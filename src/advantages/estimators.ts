@@ -239,20 +239,29 @@ export function reinforcePlusPlusBaselineEstimator(x: ResolvedAdvantageInputs): 
   return { advantages: w, returns: w.slice() };
 }
 
-/** `remax`: returns = reverse cumulative sum of r·m; advantages = returns − b_i·m (b = greedy-baseline reward). */
-export function remaxEstimator(x: ResolvedAdvantageInputs): AdvantageResult {
+/** The reverse cumulative sum of r·m along each row: out[i, j] = Σ_{j' ≥ j} m·r (undiscounted returns-to-go). */
+function maskedReturnsToGo(x: ResolvedAdvantageInputs): Float64Array {
   const { B, T, rewards, mask } = x;
-  const rb = x.rewardBaselines as Float64Array;
-  const returns = new Float64Array(B * T);
-  const advantages = new Float64Array(B * T);
+  const out = new Float64Array(B * T);
   for (let i = 0; i < B; i++) {
     let acc = 0;
     for (let j = T - 1; j >= 0; j--) {
       const k = i * T + j;
       if (mask[k] !== 0) acc += rewards[k] as number;
-      returns[k] = acc;
-      advantages[k] = mask[k] !== 0 ? acc - (rb[i] as number) : acc;
+      out[k] = acc;
     }
+  }
+  return out;
+}
+
+/** `remax`: returns = reverse cumulative sum of r·m; advantages = returns − b_i·m (b = greedy-baseline reward). */
+export function remaxEstimator(x: ResolvedAdvantageInputs): AdvantageResult {
+  const { B, T, mask } = x;
+  const rb = x.rewardBaselines as Float64Array;
+  const returns = maskedReturnsToGo(x);
+  const advantages = new Float64Array(B * T);
+  for (let i = 0; i < B; i++) {
+    for (let j = 0, k = i * T; j < T; j++, k++) advantages[k] = mask[k] !== 0 ? (returns[k] as number) - (rb[i] as number) : (returns[k] as number);
   }
   return { advantages, returns };
 }
@@ -285,19 +294,13 @@ export function gaeEstimator(x: ResolvedAdvantageInputs, c: ResolvedAdvantageCon
 }
 
 function otbWeights(x: ResolvedAdvantageInputs): { G: Float64Array; W: Float64Array } {
-  const { B, T, rewards, mask } = x;
+  const { B, T, mask } = x;
   const olp = x.oldLogProbs as Float64Array;
   const spp = x.sumPiSquared as Float64Array;
   const isw = x.rolloutIsWeights;
-  const G = new Float64Array(B * T);
+  const G = maskedReturnsToGo(x);
   const W = new Float64Array(B * T);
   for (let i = 0; i < B; i++) {
-    let acc = 0;
-    for (let j = T - 1; j >= 0; j--) {
-      const k = i * T + j;
-      if (mask[k] !== 0) acc += rewards[k] as number;
-      G[k] = acc;
-    }
     let cum = 0;
     for (let j = 0; j < T; j++) {
       const k = i * T + j;
