@@ -17,7 +17,7 @@
  */
 import type { RolloutCorrectionConfig } from '../config/policyLoss.js';
 import { ConfigError, ShapeError, UnknownModeError, ValueError } from '../errors.js';
-import { type FloatArray, type Matrix, type MatrixInput, type Shape2D, checkFiniteAtValid, expectShape, isNested, nestedShape, toMask, toMatrix } from '../matrix.js';
+import { type FloatArray, type Matrix, type MatrixInput, type Shape2D, checkFiniteAtValid, expectShape, isNested, nestedShape, rowLengths, toMask, toMatrix } from '../matrix.js';
 import { LOG_RATIO_CLAMP, clampLogRatio } from './common.js';
 
 /** verl's `SAFETY_BOUND`: log-ratios are clamped to ±20 before exponentiating. */
@@ -165,16 +165,6 @@ function rowMaskedMean(v: FloatArray, mask: FloatArray, B: number, T: number, le
   const s = rowMaskedSum(v, mask, B, T);
   for (let i = 0; i < B; i++) s[i] = (s[i] as number) / ((lengths[i] as number) + EPS);
   return s;
-}
-
-function rowLens(mask: FloatArray, B: number, T: number): Float64Array {
-  const out = new Float64Array(B);
-  for (let i = 0; i < B; i++) {
-    let s = 0;
-    for (let j = 0, k = i * T; j < T; j++, k++) s += mask[k] as number;
-    out[i] = s;
-  }
-  return out;
 }
 
 /** tensor.mean() (float64): the torch-ordered sum divided by n. */
@@ -369,7 +359,7 @@ export function computeRolloutIsWeights(logRatio: Matrix, mask: Matrix, options:
     norm2[k] = q * q;
   }
   metrics.rollout_is_eff_sample_size = 1.0 / maskedMean(norm2, m);
-  const lengths = rowLens(m, B, T);
+  const lengths = rowLengths({ data: m, rows: B, cols: T });
   const seqMean = rowMaskedMean(w, m, B, T, lengths);
   metrics.rollout_is_seq_mean = mean(seqMean);
   metrics.rollout_is_seq_std = B > 1 ? stdUnbiased(seqMean) : 0.0;
@@ -545,7 +535,7 @@ export function computeRolloutRejectionMask(
     k2[k] = 0.5 * (x * x);
     k3[k] = Math.exp(x) - 1.0 - x;
   }
-  const lengths = rowLens(m, B, T);
+  const lengths = rowLengths({ data: m, rows: B, cols: T });
   const seqValid: boolean[] = Array.from(lengths, (l) => l > 0);
   const nSeqValid = seqValid.filter(Boolean).length;
   const combined = new Float64Array(n).fill(1);
@@ -691,7 +681,7 @@ export function computeOffPolicyMetrics(logProbs: Matrix, rolloutLogProbs: Matri
   const lp = logProbs.data;
   const rlp = rolloutLogProbs.data;
   const n = B * T;
-  const lengths = rowLens(m, B, T);
+  const lengths = rowLengths({ data: m, rows: B, cols: T });
   const metrics: RolloutCorrectionMetrics = {};
   const mTrain = rowMaskedMean(lp, m, B, T, lengths);
   metrics.training_ppl = mean(Array.from(mTrain, (x) => Math.exp(-x)));
