@@ -16,6 +16,8 @@ import { describe, expect, it } from 'vitest';
 const CHROMIUM = process.env.LUMIRAG_CHROMIUM ?? '/usr/bin/chromium';
 const here = dirname(fileURLToPath(import.meta.url));
 const skipReason = existsSync(CHROMIUM) ? null : `no Chromium at ${CHROMIUM} (set LUMIRAG_CHROMIUM or apt-get install chromium)`;
+// CI (LUMIRAG_REQUIRE_GPU=1, where .ci/run installs chromium) must run this test: there a missing browser fails.
+if (skipReason && process.env.LUMIRAG_REQUIRE_GPU === '1') throw new Error(`LUMIRAG_REQUIRE_GPU=1 but ${skipReason}`);
 if (skipReason) console.warn(`[gpu-browser skipped] ${skipReason}`);
 
 describe.skipIf(skipReason !== null)(`WebGPU in headless Chromium (${skipReason ?? CHROMIUM})`, () => {
