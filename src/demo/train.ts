@@ -55,7 +55,7 @@ export interface DemoOptions {
   overlongPenaltyFactor?: number;
   /** Operands 0..operands-1 (default 6: 36 prompts, sums 0..10). */
   operands?: number;
-  /** Runs the loss; defaults to nothing — the caller passes an engine's policyLoss. */
+  /** Runs the loss: an engine's `policyLoss` (WebGPU or CPU) or the CPU `policyLoss`. */
   runLoss: LossRunner;
   /** Called after every step. */
   onStep?: (s: DemoStepStats) => void;
