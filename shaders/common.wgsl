@@ -16,7 +16,7 @@ struct Params {
   groupsX: u32,    // workgroups along x of the 2D dispatch
   nwg: u32,        // workgroups that carry work
   B: u32,          // rows of the whole batch
-  _pad0: u32,
+  countAt: u32,    // vec4 index in ROWS of maskcount.wgsl's valid-token count (token pass with COUNT_COEF)
   lo: f32,         // 1 − ε_low
   hi: f32,         // 1 + ε_high
   c: f32,          // dual-clip constant

@@ -12,6 +12,7 @@ override HAS_SEL: bool = false;   // AUX's sign carries a 0/1 selection passed t
 override SEL_AGG: bool = false;   // the selection also multiplies the aggregation mask (eighty-twenty)
 override PER_ROW: bool = false;   // the aggregation coefficient is ROWS[row].w (seq-mean-* modes)
 override NEED_ROW: bool = false;  // `tok` reads the per-row value ROWS[row].x (gspo, geo_mean)
+override COUNT_COEF: bool = false; // token-mean's coefficient is P.coef0 / N, N = maskcount.wgsl's count at ROWS[P.countAt].x
 
 // Eight storage bindings (WebGPU's default limit). AUX packs weight and selection in one float, the
 // selection in the sign bit (so −0.0 is an unselected zero weight): HAS_W only: w; HAS_SEL only: +1 / −1;
@@ -39,6 +40,12 @@ fn main(ri: RIn, @builtin(workgroup_id) wid: vec3u) {
   if (wg < P.nwg) {
     let nv = (P.n + 3u) / 4u;
     let v0 = wg * (WG * VPT) + ri.lid;
+    var c0 = P.coef0;
+    if (COUNT_COEF) {
+      // the count was stored as a u32 by atomicAdd; bitcast reads its bits unchanged
+      let cnt = bitcast<u32>(ROWS[P.countAt].x);
+      c0 = select(0.0, P.coef0 / f32(cnt), cnt > 0u);
+    }
     for (var j = 0u; j < VPT; j++) {
       let v = v0 + j * WG;
       if (v < nv) {
@@ -53,7 +60,7 @@ fn main(ri: RIn, @builtin(workgroup_id) wid: vec3u) {
         let l = LP[v];
         let a = ADV[v];
         accN += dot(select(vec4f(0.0), o + l + a, m), ONE4);
-        var coef = vec4f(P.coef0);
+        var coef = vec4f(c0);
         var rv = vec4f(0.0);
         if (PER_ROW || NEED_ROW) {
           let row = min((k + vec4u(P.base)) / vec4u(P.T), vec4u(P.B - 1u));

@@ -117,7 +117,15 @@ describe.skipIf(!engine)(`WebGPU engine (${reasonText})`, () => {
     };
     const bufs = [put(s.olp), put(s.lp), put(s.adv), put(s.mask)] as const;
     const batch: EnginePolicyLossBatch = { oldLogProbs: bufs[0], logProbs: bufs[1], advantages: bufs[2], responseMask: bufs[3], shape: [B, T] };
-    for (const [mode, cfg] of [['vanilla', { lossAggMode: 'seq-mean-token-mean' }], ['gspo', {}], ['geo_mean', {}]] as [string, PolicyLossConfig][]) {
+    // token-mean without rowLengths: N is counted on the GPU (maskcount.wgsl), also after gspo's rows and with dpSize
+    const residentModes: [string, PolicyLossConfig][] = [
+      ['vanilla', { lossAggMode: 'seq-mean-token-mean' }],
+      ['vanilla', { lossAggMode: 'token-mean', globalBatchInfo: { dpSize: 2 } }],
+      ['gspo', {}],
+      ['gspo', { lossAggMode: 'token-mean' }],
+      ['geo_mean', {}],
+    ];
+    for (const [mode, cfg] of residentModes) {
       const r = await e.policyLossGpu(mode, batch, cfg);
       expect(r.gradBuffer.size).toBeGreaterThanOrEqual(B * T * 4);
       const staging = dev.createBuffer({ size: Math.ceil((B * T * 4) / 16) * 16, usage: BufferUsage.MAP_READ | BufferUsage.COPY_DST });

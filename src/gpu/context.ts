@@ -38,6 +38,8 @@ export interface KernelParams {
   nwg?: number;
   /** Rows of the whole batch. */
   B?: number;
+  /** vec4 index in the rows buffer of shaders/maskcount.wgsl's valid-token count (token pass with `COUNT_COEF`). */
+  countAt?: number;
   /** 1 − ε_low. */
   lo?: number;
   /** 1 + ε_high. */
@@ -215,6 +217,7 @@ export class GpuContext {
     u[4] = p.groupsX ?? 0;
     u[5] = p.nwg ?? 0;
     u[6] = p.B ?? 0;
+    u[7] = p.countAt ?? 0;
     f[8] = p.lo ?? 0;
     f[9] = p.hi ?? 0;
     f[10] = p.c ?? 0;

@@ -41,7 +41,7 @@ import { checkRolloutCorrectionConfig, rolloutCorrectionArrays } from '../losses
 import { METRIC, type PolicyLossBatch } from '../losses/types.js';
 import { isNested, type MatrixInput, nestedShape, type Shape2D } from '../matrix.js';
 import { BufferUsage, roundUp } from './buffers.js';
-import { GpuContext, type KernelParams } from './context.js';
+import { GpuContext, type Grid, type KernelParams } from './context.js';
 import { acquireDevice } from './device.js';
 import type { PipelineConstants } from './pipelineCache.js';
 import { clipCovCorr, klCovSelection, type SelectionInputs, topEntropyMask } from './selection.js';
@@ -533,13 +533,7 @@ class WebGpuEngine implements Engine {
     p: KernelParams,
     temps: GPUBuffer[],
   ): void {
-    const tpw = this.gpu.tokensPerWorkgroup;
-    const chunk = Math.floor(this.gpu.maxBindingFloats / tpw) * tpw;
-    let wgOffset = 0;
-    for (let base = 0; base < n || (n === 0 && base === 0); base += chunk) {
-      const cnt = Math.min(chunk, n - base);
-      const nwg = Math.max(1, Math.ceil(cnt / tpw));
-      const g = this.gpu.grid(nwg);
+    for (const { base, cnt, nwg, g, wgOffset } of this.tokenChunks(n)) {
       const u = this.gpu.uniform({ ...p, n: cnt, base, wgOffset, groupsX: g.x, nwg });
       temps.push(u);
       const win = (x: GPUBuffer): GPUBufferBinding => ({ buffer: x, offset: base * 4, size: roundUp(Math.max(cnt, 4) * 4, 16) });
@@ -559,8 +553,36 @@ class WebGpuEngine implements Engine {
         ],
         g,
       );
+    }
+  }
+
+  /**
+   * The binding-sized chunks of a token pass over n tokens (one empty chunk when n = 0): first token, tokens,
+   * workgroups, grid, and the first partial-sum slot.
+   */
+  private *tokenChunks(n: number): Generator<{ base: number; cnt: number; nwg: number; g: Grid; wgOffset: number }> {
+    const tpw = this.gpu.tokensPerWorkgroup;
+    const chunk = Math.floor(this.gpu.maxBindingFloats / tpw) * tpw;
+    let wgOffset = 0;
+    for (let base = 0; base < n || (n === 0 && base === 0); base += chunk) {
+      const cnt = Math.max(0, Math.min(chunk, n - base));
+      const nwg = Math.max(1, Math.ceil(cnt / tpw));
+      yield { base, cnt, nwg, g: this.gpu.grid(nwg), wgOffset };
       wgOffset += nwg;
       if (n === 0) break;
+    }
+  }
+
+  private countPipeline(): Promise<GPUComputePipeline> {
+    return this.gpu.pipeline('maskcount', () => this.gpu.source(['maskcount']), { VPT: this.gpu.vec4PerInvocation });
+  }
+
+  /** Encode shaders/maskcount.wgsl over the n mask entries: their non-zero count lands at `rows[countByte]` (a u32). */
+  private encodeCountPass(enc: GPUCommandEncoder, pipe: GPUComputePipeline, mask: GPUBuffer, rows: GPUBuffer, countByte: number, n: number, temps: GPUBuffer[]): void {
+    for (const { base, cnt, nwg, g } of this.tokenChunks(n)) {
+      const u = this.gpu.uniform({ n: cnt, base, groupsX: g.x, nwg });
+      temps.push(u);
+      this.gpu.dispatch(enc, pipe, [{ buffer: u }, { buffer: mask, offset: base * 4, size: roundUp(Math.max(cnt, 4) * 4, 16) }, { buffer: rows, offset: countByte, size: 16 }], g);
     }
   }
 
@@ -734,7 +756,11 @@ class WebGpuEngine implements Engine {
       const gbi = cfg.globalBatchInfo;
       const hostStep = aggMaskHost !== null || lossMode === 'bypass_mode' || spec.family === 'clip_cov' || spec.family === 'kl_cov';
       const knownCoef = !hostStep && (aggMode === 'seq-mean-token-sum-norm' || (aggMode === 'token-mean' && gbi.batchNumTokens !== undefined));
-      const needLengths = !(knownCoef || aggMode === 'row-mean') || ('buffer' in mask && batch.rowLengths !== undefined);
+      // Token-mean over this batch (N = Σ m): the GPU counts N (shaders/maskcount.wgsl) and the token pass divides
+      // by it, so neither a host mask scan nor a read-back of a resident mask's lengths is needed.
+      const givenLengths = 'buffer' in mask && batch.rowLengths !== undefined;
+      const gpuCount = !hostStep && !knownCoef && aggMode === 'token-mean' && !givenLengths;
+      const needLengths = !(knownCoef || gpuCount || aggMode === 'row-mean') || givenLengths;
       const lengths: Float64Array | null = !needLengths
         ? null
         : 'host' in mask
@@ -760,6 +786,7 @@ class WebGpuEngine implements Engine {
         coef = aggregationCoefficients(aggLengths ?? new Float64Array(B).fill(T), T, aggMode, gbi);
         perRow = aggMode === 'seq-mean-token-sum' || aggMode === 'seq-mean-token-mean';
         coef0 = perRow ? 1 : B > 0 && T > 0 ? (coef[0] ?? 0) : 0;
+        if (gpuCount) coef0 = gbi.dpSize ?? 1; // divided by the GPU's count in the token pass
       }
 
       // Upload.
@@ -794,8 +821,11 @@ class WebGpuEngine implements Engine {
       // Per-row data: x, y, z written by the row pass, w = the aggregation coefficient (from the host).
       const needRows = family === 'gspo' || isGeo;
       let bRows: GPUBuffer | null = null;
-      if (needRows || perRow) {
-        const rows = new Float32Array(4 * Math.max(B, 1));
+      // The GPU's valid-token count sits after the rows, at a binding-aligned offset (zeroed by this upload).
+      const rowBytes = needRows || perRow ? 16 * Math.max(B, 1) : 0;
+      const countByte = gpuCount ? roundUp(rowBytes, this.gpu.device.limits.minStorageBufferOffsetAlignment) : 0;
+      if (needRows || perRow || gpuCount) {
+        const rows = new Float32Array((gpuCount ? countByte + 16 : rowBytes) / 4);
         if (perRow && coef) for (let i = 0; i < B; i++) rows[4 * i + 3] = coef[i] as number;
         bRows = this.gpu.pool.acquire(BufferUsage.STORAGE | BufferUsage.COPY_DST | BufferUsage.COPY_SRC, rows.byteLength, 'lumirag-rows');
         this.gpu.device.queue.writeBuffer(bRows, 0, rows.buffer, 0, rows.byteLength);
@@ -819,6 +849,7 @@ class WebGpuEngine implements Engine {
         klCoef: cfg.ppoKlCoef,
         epsLow: cfg.clipRatioLow,
         epsHigh: cfg.clipRatioHigh,
+        countAt: countByte / 16,
       };
       const tokenConsts: PipelineConstants = {
         HAS_W: hasW && !isGeo,
@@ -826,14 +857,17 @@ class WebGpuEngine implements Engine {
         SEL_AGG: lossMode === 'eighty-twenty',
         PER_ROW: perRow,
         NEED_ROW: needRows,
+        COUNT_COEF: gpuCount,
       };
-      const [tokPipe, rowPipe] = await Promise.all([
+      const [tokPipe, rowPipe, countPipe] = await Promise.all([
         this.tokenPipeline(family, tokenConsts),
         needRows ? this.rowPipeline(isGeo ? 2 : 1, isGeo && bW !== null) : Promise.resolve(null),
+        gpuCount ? this.countPipeline() : Promise.resolve(null),
       ]);
       this.gpu.checkAlive();
       const enc = this.gpu.device.createCommandEncoder();
       if (rowPipe && bRows) this.encodeRowPass(enc, rowPipe, { olp: bOlp, lp: bLp, adv: bAdv, mask: bMask, w: bW }, bRows, B, T, params, temps);
+      if (countPipe && bRows) this.encodeCountPass(enc, countPipe, bMask, bRows, countByte, n, temps);
       this.encodeTokenPass(enc, tokPipe, { olp: bOlp, lp: bLp, adv: bAdv, mask: bMask, aux: bAux, rows: bRows, grad: bGrad }, bPart, n, params, temps);
       const regions: { buffer: GPUBuffer; bytes: number; into?: Float32Array }[] = [{ buffer: bPart, bytes: slots * 32 }];
       if (isGeo && bRows) regions.push({ buffer: bRows, bytes: B * 16 });
