@@ -70,6 +70,24 @@ export function aggregationCoefficients(
 }
 
 /**
+ * The aggregated loss from per-row sums s_i = Σ_t m·ℓ and the mode's row coefficients, in row order: Σ_i c_i·s_i,
+ * computed as (Σ_i s_i)·c for the modes whose coefficient is shared by every row (token-mean, sum-norm). Rows
+ * with coefficient 0 contribute nothing (their sums are not read). {@link aggregateRows}, the fused vanilla pass and
+ * the two-thread path all finish with this, so their losses agree bit for bit.
+ */
+export function combineRowSums(rowSums: ArrayLike<number>, rowCoef: Float64Array, mode: LossAggMode): number {
+  const shared = mode === 'token-mean' || mode === 'seq-mean-token-sum-norm';
+  let loss = 0;
+  for (let i = 0; i < rowCoef.length; i++) {
+    const c = rowCoef[i] as number;
+    if (c === 0) continue;
+    const s = rowSums[i] as number;
+    loss += shared ? s : s * c;
+  }
+  return shared ? loss * (rowCoef[0] ?? 0) : loss;
+}
+
+/**
  * The chain rule fused into {@link aggregateRows}: with it, the same pass that sums row i also writes
  * `grad[k] = rowCoef_i · dLoss[k]` at valid positions and 0 elsewhere (every entry of `grad` is written).
  */
@@ -96,7 +114,7 @@ export function aggregateRows(
   chain?: RowChain,
 ): RowAggregation {
   const rowCoef = aggregationCoefficients(lengths, cols, mode, gbi);
-  let loss = 0;
+  const rowSums = new Float64Array(rows);
   for (let i = 0; i < rows; i++) {
     const c = rowCoef[i] as number;
     if (c === 0) {
@@ -115,10 +133,9 @@ export function aggregateRows(
     } else {
       for (let j = 0, k = i * cols; j < cols; j++, k++) if (mask[k] !== 0) s += lossMat[k] as number;
     }
-    loss += mode === 'token-mean' || mode === 'seq-mean-token-sum-norm' ? s : s * c;
+    rowSums[i] = s;
   }
-  if (mode === 'token-mean' || mode === 'seq-mean-token-sum-norm') loss *= rowCoef[0] ?? 0;
-  return { loss, rowCoef };
+  return { loss: combineRowSums(rowSums, rowCoef, mode), rowCoef };
 }
 
 /** Options of {@link aggLoss}. */

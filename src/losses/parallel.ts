@@ -14,12 +14,12 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { type MessagePort, MessageChannel, Worker } from 'node:worker_threads';
-import { aggregationCoefficients, checkGradInto } from '../aggregate.js';
+import { aggregationCoefficients, checkGradInto, combineRowSums } from '../aggregate.js';
 import { type PolicyLossConfig, resolvePolicyLossConfig } from '../config/policyLoss.js';
 import { ShapeError } from '../errors.js';
 import { type FloatArray, toMatrix } from '../matrix.js';
 import { clipMetrics, validateRows } from './common.js';
-import { vanillaRowsKernel } from './parallelKernel.js';
+import { vanillaRows } from './vanilla.js';
 import { getPolicyLoss, policyLoss, resolveBatch } from './registry.js';
 import type { PolicyLossBatch, PolicyLossOptions, PolicyLossResult } from './types.js';
 
@@ -328,7 +328,7 @@ export function createParallelPolicyLoss(options: ParallelPolicyLossOptions = {}
       if (mainRowSums.length < B) mainRowSums = new Float64Array(B);
       const rowSums = mainRowSums;
       const sums = new Float64Array(4);
-      vanillaRowsKernel(
+      vanillaRows(
         {
           rows: m1,
           T,
@@ -340,7 +340,7 @@ export function createParallelPolicyLoss(options: ParallelPolicyLossOptions = {}
           rowCoef: rowCoef.subarray(0, m1),
         },
         resolved,
-        { grad: grad.subarray(0, mk), rowSums: rowSums.subarray(0, m1), sums },
+        { grad: grad.subarray(0, mk), lossMat: null, rowSums: rowSums.subarray(0, m1), sums },
       );
       t2 = performance.now();
       if (!(await waitAll(seq2))) return fallback(lossMode, batch, config, opts);
@@ -352,16 +352,7 @@ export function createParallelPolicyLoss(options: ParallelPolicyLossOptions = {}
         rowSums.set(new Float64Array(slot.rowSums as SharedArrayBuffer, 0, r1 - r0), r0);
         for (let q = 0; q < 4; q++) sums[q] = (sums[q] as number) + (slot.params[8 + q] as number);
       });
-      // aggregateRows' combination, in row order (bit-identical loss).
-      const plain = mode === 'token-mean' || mode === 'seq-mean-token-sum-norm';
-      let loss = 0;
-      for (let i = 0; i < B; i++) {
-        const c = rowCoef[i] as number;
-        if (c === 0) continue;
-        const s = rowSums[i] as number;
-        loss += plain ? s : s * c;
-      }
-      if (plain) loss *= rowCoef[0] ?? 0;
+      const loss = combineRowSums(rowSums, rowCoef, mode); // aggregateRows' combination, in row order (bit-identical loss)
       const metrics = clipMetrics(sums[0] as number, sums[1] as number, sums[2] as number, sums[3] as number);
       lastTimings = { copyInMs: t1 - t0, mainMs: t2 - t1, waitMs: t3 - t2, copyOutMs: performance.now() - t3 };
       return { loss, grad, metrics };

@@ -1,6 +1,6 @@
 /**
  * The worker of the two-thread CPU path ({@link createParallelPolicyLoss}): waits on a shared Int32Array, runs
- * {@link vanillaRowsKernel} on its staged row range (SharedArrayBuffers it receives once per growth through a
+ * {@link vanillaRows} on its staged row range (SharedArrayBuffers it receives once per growth through a
  * MessagePort, read synchronously with `receiveMessageOnPort`), and signals completion. Started by `parallel.ts`;
  * not a public module.
  *
@@ -15,7 +15,7 @@ import { type MessagePort, receiveMessageOnPort, workerData } from 'node:worker_
 import { resolvePolicyLossConfig } from '../config/policyLoss.js';
 import type { FloatArray } from '../matrix.js';
 import { validateRows } from './common.js';
-import { vanillaRowsKernel } from './parallelKernel.js';
+import { vanillaRows } from './vanilla.js';
 
 /** A staged field: its shared memory and element type. */
 interface StagedField {
@@ -72,10 +72,10 @@ for (;;) {
       const config = resolvePolicyLossConfig({ clipRatioLow: params[2], clipRatioHigh: params[3], clipRatioC: params[4] });
       const sums = new Float64Array(data.params, 8 * 8, 4);
       const rowCoef = new Float64Array(staging.rowCoef, 0, rows);
-      vanillaRowsKernel(
+      vanillaRows(
         { rows, T, oldLogProbs: olp, logProbs: lp, advantages: adv, mask, rolloutIsWeights: w, rowCoef },
         config,
-        { grad: new Float64Array(staging.grad, 0, n), rowSums, sums },
+        { grad: new Float64Array(staging.grad, 0, n), lossMat: null, rowSums, sums },
       );
     }
     Atomics.store(ctl, 4, 0);

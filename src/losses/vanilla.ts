@@ -8,7 +8,8 @@
  */
 import type { ResolvedPolicyLossConfig } from '../config/policyLoss.js';
 import type { FloatArray } from '../matrix.js';
-import { clampLogRatio, clampLogRatioGrad, RATIO_BLOCK, clampedRatioBlock, clipMetrics, finishTokenLoss, scratch } from './common.js';
+import { aggregationCoefficients, combineRowSums } from '../aggregate.js';
+import { clampLogRatio, clampLogRatioGrad, RATIO_BLOCK, clampedRatioBlock, clipMetrics } from './common.js';
 import { registerBuiltin } from './registry.js';
 import type { PolicyLossResult, ResolvedBatch } from './types.js';
 
@@ -34,15 +35,13 @@ export function vanillaTokenPass(batch: ResolvedBatch, config: ResolvedPolicyLos
   return { lossMat, dLoss, metrics };
 }
 
-/** The ratios of one block (module-level: the pass is synchronous and single-threaded). */
+/** The ratios of one block (module-level: the pass is synchronous and single-threaded per thread). */
 const ratioBlock = new Float64Array(RATIO_BLOCK);
 
 /**
- * {@link vanillaTokenPass} into caller arrays: writes `lossMat[k]` and `dLoss[k]` wherever `mask[k]` is non-zero
- * (other entries are left as they were) and returns the metrics, accumulated inline in index order (the same sums,
- * in the same order, as `maskedMean` over per-token arrays, so bit-identical).
- *
- * Per block of {@link RATIO_BLOCK} tokens: the ratios first ({@link clampedRatioBlock}), then the call-free clip loop.
+ * {@link vanillaTokenPass} into caller arrays: writes `lossMat[k]` wherever `mask[k]` is non-zero (other entries are
+ * left as they were) and `dLoss[k]` everywhere (0 where the mask is 0), and returns the metrics, accumulated inline
+ * in index order (the same sums, in the same order, as `maskedMean` over per-token arrays, so bit-identical).
  */
 export function vanillaTokenPassInto(
   batch: ResolvedBatch,
@@ -68,8 +67,8 @@ export interface VanillaTokenSums {
 }
 
 /**
- * {@link vanillaTokenPassInto} returning the raw metric sums instead of the means (the two-thread path adds the
- * sums of its row ranges before dividing). Same writes to `lossMat` / `dLoss`.
+ * {@link vanillaTokenPassInto} returning the raw metric sums instead of the means (the per-token form of
+ * {@link vanillaRows}, with every row coefficient 1). Same writes to `lossMat` / `dLoss`.
  */
 export function vanillaTokenSumsInto(
   batch: ResolvedBatch,
@@ -78,8 +77,55 @@ export function vanillaTokenSumsInto(
   lossMat: Float64Array,
   dLoss: Float64Array,
 ): VanillaTokenSums {
-  const { oldLogProbs: olp, logProbs: lp, advantages: adv } = batch;
-  const n = batch.B * batch.T;
+  const sums = new Float64Array(4);
+  const { B, T, oldLogProbs, logProbs, advantages } = batch;
+  vanillaRows({ rows: B, T, oldLogProbs, logProbs, advantages, mask, rolloutIsWeights: null, rowCoef: null }, config, { grad: dLoss, lossMat, rowSums: null, sums });
+  return { nValid: sums[0] as number, klSum: sums[1] as number, nClipped: sums[2] as number, nClippedLower: sums[3] as number };
+}
+
+/** The inputs of {@link vanillaRows}: every array indexed from the range's first row. */
+export interface VanillaRowsInput {
+  /** Rows in the range. */
+  rows: number;
+  /** Padded row width T. */
+  T: number;
+  /** Behaviour log-probs, `rows·T`. */
+  oldLogProbs: FloatArray;
+  /** Current log-probs, `rows·T`. */
+  logProbs: FloatArray;
+  /** Advantages, `rows·T`. */
+  advantages: FloatArray;
+  /** 0/1 mask, `rows·T`. */
+  mask: FloatArray;
+  /** Rollout IS weights multiplying ℓ and ∂ℓ/∂lp, `rows·T`, or null. */
+  rolloutIsWeights: FloatArray | null;
+  /** The aggregation's per-row coefficients of these rows (`aggregationCoefficients`), or null for 1 everywhere. */
+  rowCoef: Float64Array | null;
+}
+
+/** The outputs of {@link vanillaRows}. */
+export interface VanillaRowsOutput {
+  /** `rowCoef_i · w · ∂ℓ/∂lp`, `rows·T`: every entry written (0 at masked positions and in rows with coefficient 0). */
+  grad: Float64Array;
+  /** When given, `w·ℓ` at valid positions (other entries untouched). */
+  lossMat: Float64Array | null;
+  /** When given, Σ_t m·w·ℓ per row in index order (0 for a row with coefficient 0), for `combineRowSums`. */
+  rowSums: Float64Array | null;
+  /** `[nValid, klSum, nClipped, nClippedLower]` of the range (one running sum each, in index order). */
+  sums: Float64Array;
+}
+
+/**
+ * The vanilla loss of a range of whole rows in one pass: per token ℓ and ∂ℓ/∂lp (verl's formula, torch's
+ * gradient conventions), the IS weight, the row sum and the gradient chain `rowCoef_i · w · ∂ℓ/∂lp`, with no
+ * per-token intermediate arrays. The single-thread reference ({@link vanillaLoss}), the two-thread path's threads
+ * and the token pass shared with eighty-twenty and bypass_mode all run this, so they agree bit for bit.
+ * Per block of {@link RATIO_BLOCK} tokens the ratios come first ({@link clampedRatioBlock}), leaving the main
+ * loop call-free.
+ */
+export function vanillaRows(input: VanillaRowsInput, config: ResolvedPolicyLossConfig, out: VanillaRowsOutput): void {
+  const { rows, T, oldLogProbs: olp, logProbs: lp, advantages: adv, mask, rolloutIsWeights: w, rowCoef } = input;
+  const { grad, lossMat, rowSums, sums } = out;
   const lo = 1 - config.clipRatioLow;
   const hi = 1 + config.clipRatioHigh;
   const c = config.clipRatioC;
@@ -88,65 +134,84 @@ export function vanillaTokenSumsInto(
   let nClipped = 0;
   let nClippedLower = 0;
   const e = ratioBlock;
-  for (let k0 = 0; k0 < n; k0 += RATIO_BLOCK) {
-    const k1 = Math.min(n, k0 + RATIO_BLOCK);
-    clampedRatioBlock(lp, olp, mask, k0, k1, e);
-    for (let k = k0; k < k1; k++) {
-      if (mask[k] === 0) continue;
-      nValid++;
-      const raw = (lp[k] as number) - (olp[k] as number);
-      const d = clampLogRatio(raw);
-      const dd = clampLogRatioGrad(raw);
-      klSum += -d;
-      const a = adv[k] as number;
-      const r = e[k - k0] as number;
-      const l1 = -a * r;
-      const g1 = -a * r * dd;
-      const rc = r < lo ? lo : r > hi ? hi : r;
-      const l2 = -a * rc;
-      const g2 = r >= lo && r <= hi ? g1 : 0;
-      let lc: number;
-      let gc: number;
-      if (l1 > l2) {
-        lc = l1;
-        gc = g1;
-      } else if (l2 > l1) {
-        lc = l2;
-        gc = g2;
-        nClipped++;
-      } else {
-        lc = l1;
-        gc = 0.5 * (g1 + g2);
-      }
-      if (a < 0) {
-        const l3 = -a * c;
-        if (lc > l3) nClippedLower++;
-        if (l3 < lc) {
-          lossMat[k] = l3;
-          dLoss[k] = 0;
-        } else if (lc < l3) {
-          lossMat[k] = lc;
-          dLoss[k] = gc;
-        } else {
-          lossMat[k] = lc;
-          dLoss[k] = 0.5 * gc;
+  for (let i = 0; i < rows; i++) {
+    const coef = rowCoef ? (rowCoef[i] as number) : 1;
+    const rowEnd = (i + 1) * T;
+    let rs = 0;
+    for (let k0 = i * T; k0 < rowEnd; k0 += RATIO_BLOCK) {
+      const k1 = Math.min(rowEnd, k0 + RATIO_BLOCK);
+      clampedRatioBlock(lp, olp, mask, k0, k1, e);
+      for (let k = k0; k < k1; k++) {
+        if (mask[k] === 0) {
+          grad[k] = 0;
+          continue;
         }
-      } else {
-        lossMat[k] = lc;
-        dLoss[k] = gc;
+        nValid++;
+        const raw = (lp[k] as number) - (olp[k] as number);
+        const d = clampLogRatio(raw);
+        const dd = clampLogRatioGrad(raw);
+        klSum += -d;
+        const a = adv[k] as number;
+        const r = e[k - k0] as number;
+        const l1 = -a * r;
+        const g1 = -a * r * dd;
+        const rc = r < lo ? lo : r > hi ? hi : r;
+        const l2 = -a * rc;
+        const g2 = r >= lo && r <= hi ? g1 : 0;
+        let lc: number;
+        let gc: number;
+        if (l1 > l2) {
+          lc = l1;
+          gc = g1;
+        } else if (l2 > l1) {
+          lc = l2;
+          gc = g2;
+          nClipped++;
+        } else {
+          lc = l1;
+          gc = 0.5 * (g1 + g2);
+        }
+        let l = lc;
+        let g = gc;
+        if (a < 0) {
+          const l3 = -a * c;
+          if (lc > l3) nClippedLower++;
+          if (l3 < lc) {
+            l = l3;
+            g = 0;
+          } else if (!(lc < l3)) g = 0.5 * gc;
+        }
+        if (w !== null) {
+          const wk = w[k] as number;
+          l *= wk;
+          g *= wk;
+        }
+        if (lossMat !== null) lossMat[k] = l;
+        rs += l;
+        grad[k] = coef * g;
       }
     }
+    if (coef === 0) grad.fill(0, i * T, rowEnd);
+    if (rowSums !== null) rowSums[i] = coef === 0 ? 0 : rs;
   }
-  return { nValid, klSum, nClipped, nClippedLower };
+  sums[0] = nValid;
+  sums[1] = klSum;
+  sums[2] = nClipped;
+  sums[3] = nClippedLower;
 }
 
 /** The `vanilla` strategy (PPO / DAPO clip-higher / dual-clip); default aggregation `token-mean`. */
 export function vanillaLoss(batch: ResolvedBatch, config: ResolvedPolicyLossConfig): PolicyLossResult {
-  const n = batch.B * batch.T;
-  const lossMat = scratch('lossMat', n);
-  const dLoss = scratch('dLoss', n);
-  const metrics = vanillaTokenPassInto(batch, config, batch.mask, lossMat, dLoss);
-  return finishTokenLoss(batch, config, lossMat, dLoss, 'token-mean', metrics);
+  const { B, T } = batch;
+  const mode = config.lossAggMode ?? 'token-mean';
+  const rowCoef = aggregationCoefficients(batch.lengths, T, mode, config.globalBatchInfo);
+  const grad = batch.gradInto ?? new Float64Array(B * T);
+  const rowSums = new Float64Array(B);
+  const sums = new Float64Array(4);
+  const { oldLogProbs, logProbs, advantages, mask, rolloutIsWeights } = batch;
+  vanillaRows({ rows: B, T, oldLogProbs, logProbs, advantages, mask, rolloutIsWeights, rowCoef }, config, { grad, lossMat: null, rowSums, sums });
+  const metrics = clipMetrics(sums[0] as number, sums[1] as number, sums[2] as number, sums[3] as number);
+  return { loss: combineRowSums(rowSums, rowCoef, mode), grad, metrics };
 }
 
 registerBuiltin({ name: 'vanilla', cpu: vanillaLoss, defaultAggMode: 'token-mean', kernel: 'vanilla' });
