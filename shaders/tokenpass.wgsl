@@ -13,6 +13,7 @@ override SEL_AGG: bool = false;   // the selection also multiplies the aggregati
 override PER_ROW: bool = false;   // the aggregation coefficient is ROWS[row].w (seq-mean-* modes)
 override NEED_ROW: bool = false;  // `tok` reads the per-row value ROWS[row].x (gspo, geo_mean)
 override COUNT_COEF: bool = false; // token-mean's coefficient is P.coef0 / N, N = maskcount.wgsl's count at ROWS[P.countAt].x
+override MASK_CHECKED: bool = false; // the host or maskcount.wgsl already counted the mask and checked it is 0/1: skip both here
 
 // Eight storage bindings (WebGPU's default limit). AUX packs weight and selection in one float, the
 // selection in the sign bit (so −0.0 is an unselected zero weight): HAS_W only: w; HAS_SEL only: +1 / −1;
@@ -49,13 +50,18 @@ fn main(ri: RIn, @builtin(workgroup_id) wid: vec3u) {
     for (var j = 0u; j < VPT; j++) {
       let v = v0 + j * WG;
       if (v < nv) {
-        let k = vec4u(v * 4u) + vec4u(0u, 1u, 2u, 3u);
-        let inb = k < vec4u(P.n);
+        // only the last vec4 of a chunk can reach past n: test the four indices there alone
+        var inb = vec4<bool>(true);
+        if (v * 4u + 4u > P.n) {
+          inb = vec4u(v * 4u) + vec4u(0u, 1u, 2u, 3u) < vec4u(P.n);
+        }
         let mr = MASK[v];
         let m = (mr != vec4f(0.0)) & inb;
-        let q = mr * mr - mr;
-        accB += dot(select(vec4f(0.0), q * q, inb), ONE4);
-        accM += dot(b2f(m), ONE4);
+        if (!MASK_CHECKED) {
+          let q = mr * mr - mr;
+          accB += dot(select(vec4f(0.0), q * q, inb), ONE4);
+          accM += dot(b2f(m), ONE4);
+        }
         let o = OLP[v];
         let l = LP[v];
         let a = ADV[v];
@@ -63,6 +69,7 @@ fn main(ri: RIn, @builtin(workgroup_id) wid: vec3u) {
         var coef = vec4f(c0);
         var rv = vec4f(0.0);
         if (PER_ROW || NEED_ROW) {
+          let k = vec4u(v * 4u) + vec4u(0u, 1u, 2u, 3u);
           let row = min((k + vec4u(P.base)) / vec4u(P.T), vec4u(P.B - 1u));
           let r0 = ROWS[row.x];
           let r1 = ROWS[row.y];

@@ -245,7 +245,7 @@ export class GpuContext {
   }
 
   /**
-   * Copy `regions` of GPU buffers into one pooled staging buffer, submit `encoder`, wait for the GPU and return
+   * Copy `regions` of GPU buffers (`bytes` from byte `offset`, default 0) into one pooled staging buffer, submit `encoder`, wait for the GPU and return
    * a copy of each region as a Float32Array (`into[i]` when given). Sleeps for most of the expected GPU time
    * before awaiting the map, so Dawn's polling does not steal a core from the kernels.
    *
@@ -254,7 +254,7 @@ export class GpuContext {
    */
   async readback(
     encoder: GPUCommandEncoder,
-    regions: readonly { buffer: GPUBuffer; bytes: number; into?: Float32Array }[],
+    regions: readonly { buffer: GPUBuffer; bytes: number; into?: Float32Array; offset?: number }[],
     tokens = 0,
     kind = 'default',
   ): Promise<Float32Array[]> {
@@ -266,7 +266,7 @@ export class GpuContext {
     }
     const staging = this.pool.acquire(BufferUsage.MAP_READ | BufferUsage.COPY_DST, Math.max(total, 16), 'lumirag-staging');
     regions.forEach((r, i) => {
-      if (r.bytes > 0) encoder.copyBufferToBuffer(r.buffer, 0, staging, offsets[i] as number, roundUp(r.bytes, 4));
+      if (r.bytes > 0) encoder.copyBufferToBuffer(r.buffer, r.offset ?? 0, staging, offsets[i] as number, roundUp(r.bytes, 4));
     });
     const t0 = performance.now();
     this.device.queue.submit([encoder.finish()]);

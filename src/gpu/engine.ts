@@ -858,6 +858,8 @@ class WebGpuEngine implements Engine {
         PER_ROW: perRow,
         NEED_ROW: needRows,
         COUNT_COEF: gpuCount,
+        // the mask's count and 0/1 check are done already: by maskcount.wgsl, or by the host's length scan
+        MASK_CHECKED: gpuCount || (lengths !== null && 'host' in mask),
       };
       const [tokPipe, rowPipe, countPipe] = await Promise.all([
         this.tokenPipeline(family, tokenConsts),
@@ -869,12 +871,19 @@ class WebGpuEngine implements Engine {
       if (rowPipe && bRows) this.encodeRowPass(enc, rowPipe, { olp: bOlp, lp: bLp, adv: bAdv, mask: bMask, w: bW }, bRows, B, T, params, temps);
       if (countPipe && bRows) this.encodeCountPass(enc, countPipe, bMask, bRows, countByte, n, temps);
       this.encodeTokenPass(enc, tokPipe, { olp: bOlp, lp: bLp, adv: bAdv, mask: bMask, aux: bAux, rows: bRows, grad: bGrad }, bPart, n, params, temps);
-      const regions: { buffer: GPUBuffer; bytes: number; into?: Float32Array }[] = [{ buffer: bPart, bytes: slots * 32 }];
+      const regions: { buffer: GPUBuffer; bytes: number; into?: Float32Array; offset?: number }[] = [{ buffer: bPart, bytes: slots * 32 }];
       if (isGeo && bRows) regions.push({ buffer: bRows, bytes: B * 16 });
+      if (gpuCount && bRows) regions.push({ buffer: bRows, bytes: 16, offset: countByte });
       const gradArr = this.gradRegion(regions, bGrad, n, toBuffer, gradInto);
       const kind = `policy:${'host' in olp ? 'host' : 'resident'}:${toBuffer ? 'buffer' : 'array'}`;
       const out = await this.gpu.readback(enc, regions, n, kind);
       const S = WebGpuEngine.sumPartials(out[0] as Float32Array, slots, lengths);
+      if (gpuCount) {
+        const c = out[isGeo ? 2 : 1] as Float32Array;
+        const cnt = new Uint32Array(c.buffer, c.byteOffset, 2); // maskcount.wgsl's (valid tokens, entries not 0/1)
+        S.valid = cnt[0] as number;
+        S.badMask = cnt[1] as number;
+      }
       if (S.badMask !== 0 && 'host' in mask) this.hostLengths(mask.host, B, T, 'responseMask');
       if (S.badMask !== 0) throw new ValueError('responseMask: a mask must be 0/1', 'responseMask');
       if (!Number.isFinite(S.inputSum)) this.reportNonFinite(olp, lp, adv, mask, w, n, T);
