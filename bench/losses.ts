@@ -14,16 +14,6 @@ import type { BenchOptions, BenchSection } from './types.js';
 
 const DAPO: PolicyLossConfig = { clipRatioLow: 0.2, clipRatioHigh: 0.28, clipRatioC: 3, lossAggMode: 'token-mean' };
 
-function best(reps: number, f: () => void): number {
-  let b = Infinity;
-  for (let r = 0; r < reps; r++) {
-    const t = performance.now();
-    f();
-    b = Math.min(b, performance.now() - t);
-  }
-  return b;
-}
-
 async function bestAsync(reps: number, f: () => Promise<unknown>): Promise<number> {
   let b = Infinity;
   for (let r = 0; r < reps; r++) {
@@ -34,23 +24,14 @@ async function bestAsync(reps: number, f: () => Promise<unknown>): Promise<numbe
   return b;
 }
 
-function yardstickMs(b: BenchBatch, reps: number): number {
-  const src = [b.oldLogProbs, b.logProbs, b.advantages, b.responseMask];
-  const dst = src.map((a) => new Float32Array(a.length).fill(1));
-  return best(Math.max(3, reps), () => {
-    for (let i = 0; i < 4; i++) (dst[i] as Float32Array).set(src[i] as Float32Array);
-  });
-}
-
-/** Time the WebGPU columns for one batch (ms, minimum over reps). */
-async function gpuColumns(e: Engine, b: BenchBatch, reps: number): Promise<{ e2e: number; upload: number; kernel: number; readback: number; resident: number }> {
+/**
+ * Time the WebGPU diagnostic columns for one batch (ms, minimum over reps): upload alone, GPU-resident, kernel,
+ * read-back. (End to end is timed in {@link run}, interleaved with the CPU columns.)
+ */
+async function gpuColumns(e: Engine, b: BenchBatch, reps: number, into: Float32Array): Promise<{ upload: number; kernel: number; readback: number; resident: number }> {
   const gpu = e.gpu!;
   const dev = gpu.device;
   const n = b.B * b.T;
-  const batch = { oldLogProbs: b.oldLogProbs, logProbs: b.logProbs, advantages: b.advantages, responseMask: b.responseMask, shape: [b.B, b.T] as const };
-  const into = new Float32Array(n).fill(0);
-  for (let w = 0; w < 8; w++) await e.policyLoss('vanilla', batch, DAPO, { gradInto: into }); // warm-up: pipelines, pool, Dawn staging, sleep estimate
-  const e2e = await bestAsync(reps, () => e.policyLoss('vanilla', batch, DAPO, { gradInto: into }));
 
   // Upload alone: four upload-only buffers (kept), writeBuffer + wait.
   const ins = [b.oldLogProbs, b.logProbs, b.advantages, b.responseMask].map((a) =>
@@ -92,7 +73,7 @@ async function gpuColumns(e: Engine, b: BenchBatch, reps: number): Promise<{ e2e
     staging.unmap();
   });
   for (const x of [...ins, grad, staging]) x.destroy();
-  return { e2e, upload, kernel, readback, resident };
+  return { upload, kernel, readback, resident };
 }
 
 /** The bench section (see the module comment). */
@@ -131,47 +112,68 @@ export async function run(opts: BenchOptions): Promise<BenchSection> {
       const b = makeBenchBatch(k);
       const n = b.B * b.T;
       const ns = (ms: number): number => (ms * 1e6) / n;
-      const yard = yardstickMs(b, opts.reps);
-      const cpuReps = opts.reps;
+      const reps = Math.max(7, opts.reps);
       const cpuBatch = { oldLogProbs: b.oldLogProbs, logProbs: b.logProbs, advantages: b.advantages, responseMask: b.responseMask, shape: [b.B, b.T] as const };
       const cpuGrad = new Float64Array(n);
-      policyLoss('vanilla', cpuBatch, DAPO, { gradInto: cpuGrad }); // warm-up: the reference's scratch arrays and gradInto touched once
-      const cpu = best(cpuReps, () => {
+      const gpuGrad = new Float32Array(n).fill(0);
+      const gpuOn = engine.backend === 'webgpu';
+
+      // Warm-up. JIT: the reference on a 2^14-token slice 30 times (a training loop calls it every step; measuring
+      // its first calls would time V8's tiers, not the code), then every path once or more at full size
+      // (the reference's gradInto touched, the workers started and their staging grown, the GPU pipelines, buffer
+      // pool, Dawn's staging and the read-back's sleep estimate).
+      const rows = Math.max(1, Math.min(b.B, Math.floor(2 ** 14 / b.T)));
+      const slice = { oldLogProbs: b.oldLogProbs.subarray(0, rows * b.T), logProbs: b.logProbs.subarray(0, rows * b.T), advantages: b.advantages.subarray(0, rows * b.T), responseMask: b.responseMask.subarray(0, rows * b.T), shape: [rows, b.T] as const };
+      for (let w = 0; w < 30; w++) policyLoss('vanilla', slice, DAPO);
+      policyLoss('vanilla', cpuBatch, DAPO, { gradInto: cpuGrad });
+      await par.policyLoss('vanilla', cpuBatch, DAPO, { gradInto: cpuGrad });
+      if (gpuOn) for (let w = 0; w < 8; w++) await engine.policyLoss('vanilla', cpuBatch, DAPO, { gradInto: gpuGrad });
+
+      // The headline columns, interleaved rep by rep so that a slow spell of this shared machine hits them alike.
+      const srcs = [b.oldLogProbs, b.logProbs, b.advantages, b.responseMask];
+      const dsts = srcs.map((a) => new Float32Array(a.length).fill(1));
+      let [yard, cpu, par2, parCopy, e2e] = [Infinity, Infinity, Infinity, 0, Infinity];
+      for (let r = 0; r < reps; r++) {
+        let t = performance.now();
+        for (let i = 0; i < 4; i++) (dsts[i] as Float32Array).set(srcs[i] as Float32Array);
+        yard = Math.min(yard, performance.now() - t);
+        t = performance.now();
         policyLoss('vanilla', cpuBatch, DAPO, { gradInto: cpuGrad });
-      });
-      await par.policyLoss('vanilla', cpuBatch, DAPO, { gradInto: cpuGrad }); // warm-up: workers started, staging grown
-      let par2 = Infinity;
-      let parCopy = 0;
-      for (let r = 0; r < Math.max(3, opts.reps); r++) {
-        const t = performance.now();
+        cpu = Math.min(cpu, performance.now() - t);
+        t = performance.now();
         await par.policyLoss('vanilla', cpuBatch, DAPO, { gradInto: cpuGrad });
         const dt = performance.now() - t;
         const tm = par.lastTimings;
         if (dt < par2) [par2, parCopy] = [dt, tm ? tm.copyInMs + tm.copyOutMs : 0];
+        if (gpuOn) {
+          t = performance.now();
+          await engine.policyLoss('vanilla', cpuBatch, DAPO, { gradInto: gpuGrad });
+          e2e = Math.min(e2e, performance.now() - t);
+        }
       }
       const parCols = [ns(par2), cpu / par2, ns(parCopy)];
-      if (engine.backend !== 'webgpu') {
+      if (!gpuOn) {
         section.rows.push([`2^${k}`, ns(yard), ns(cpu), '-', '-', '-', '-', '-', '-', cpu / yard, '-', '-', '-', '-', '-', '-', ...parCols]);
         continue;
       }
-      const g = await gpuColumns(engine, b, opts.reps);
+      const g = await gpuColumns(engine, b, reps, gpuGrad);
       section.rows.push([
         `2^${k}`,
         ns(yard),
         ns(cpu),
-        ns(g.e2e),
+        ns(e2e),
         ns(g.upload),
         ns(g.kernel),
         ns(g.readback),
         ns(g.resident),
-        cpu / g.e2e,
+        cpu / e2e,
         cpu / yard,
-        g.e2e / yard,
+        e2e / yard,
         g.upload / yard,
         g.kernel / yard,
         g.readback / yard,
         g.resident / yard,
-        n / g.e2e / 1e3,
+        n / e2e / 1e3,
         ...parCols,
       ]);
       engine.gpu?.pool.trim();
@@ -182,10 +184,11 @@ export async function run(opts: BenchOptions): Promise<BenchSection> {
   }
   section.notes.push(
     'yardstick: one copy of the four float32 inputs (TypedArray.set into pre-touched arrays), i.e. reading 16 B/token once; "/yard" = column time ÷ yardstick time, same run',
-    'CPU ref: policyLoss (float64 reference reading the float32 inputs in place) with gradInto (a reused Float64Array, as a training loop would pass) after one warm-up call',
-    'CPU 2 threads: createParallelPolicyLoss({ threads: 2 }) (main thread + 1 worker, SharedArrayBuffer staging, same gradInto), minimum of max(3, reps); copy = copying the worker\'s inputs in and its gradient out, on the main thread',
+    'CPU ref: policyLoss (float64 reference reading the float32 inputs in place, one thread) with gradInto (a reused Float64Array, as a training loop would pass), after 30 JIT warm-up calls on a 2^14-token slice and one at full size',
+    'CPU 2 threads: createParallelPolicyLoss({ threads: 2 }) (main thread + 1 worker, SharedArrayBuffer staging, same gradInto); copy = copying the worker\'s inputs in and its gradient out, on the main thread',
     'e2e: engine.policyLoss on host Float32Arrays with gradInto (a reused output array): validation + row lengths + upload + kernel + partial sums + gradient read-back',
     'resident: engine.policyLossGpu on GPUBuffer inputs with rowLengths and a caller gradBuffer (the gradient never leaves the GPU); kernel = resident − an empty submit round trip',
+    'yardstick, CPU ref, CPU 2 threads and WebGPU e2e are timed interleaved, rep by rep (minimum of max(7, reps) each), so a slow spell of the machine hits them alike; the other WebGPU columns follow, same reps',
     'upload: queue.writeBuffer of the four inputs into upload-only buffers + onSubmittedWorkDone; readback: gradient buffer → staging → mapAsync → copy into a host array',
   );
   return section;

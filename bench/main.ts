@@ -65,7 +65,7 @@ async function torchSection(yard: Map<string, number>): Promise<BenchSection> {
     for (const k of opts.sizesLog2) writeBenchBatch(join(dir, String(k)), makeBenchBatch(k));
     const out = execFileSync(
       py,
-      [join(here, 'torch_baseline.py'), '--sizes', opts.sizesLog2.join(','), '--reps', String(opts.reps), '--threads', '2', '--data', dir],
+      [join(here, 'torch_baseline.py'), '--sizes', opts.sizesLog2.join(','), '--reps', String(Math.max(7, opts.reps)), '--threads', '2', '--data', dir],
       {
         encoding: 'utf8',
         // jemalloc with page decay off keeps torch's freed temporaries mapped, so repeated calls do not page-fault:
