@@ -97,6 +97,17 @@ describe.skipIf(!engine)(`WebGPU engine (${reasonText})`, () => {
     expect(e.gpu!.pool.bytes).toBe(bytes);
   });
 
+  it('GpuContext.wait passes results and rejections through and lets the event loop turn while it blocks', async () => {
+    const ctx = e.gpu!;
+    await expect(ctx.wait(Promise.resolve(7), 1 << 20)).resolves.toBe(7);
+    await expect(ctx.wait(Promise.reject(new Error('boom')), 1 << 20)).rejects.toThrow('boom');
+    let ticks = 0;
+    const iv = setInterval(() => ticks++, 1);
+    await ctx.wait(new Promise((r) => setTimeout(r, 40)), 1 << 20);
+    clearInterval(iv);
+    expect(ticks).toBeGreaterThan(3);
+  });
+
   it('writes into gradInto when given', async () => {
     const b = hostBatch(4, 9, 2, false);
     const into = new Float32Array(36).fill(7);

@@ -113,7 +113,7 @@ export async function computeAdvantageGpu(
     const enc = dev.createCommandEncoder();
     gpu.dispatch(enc, pipeline, [u, bScores, bMembers, bOffsets, bMask, bRow, bAdv].map((buffer) => ({ buffer })), grid);
     if (rowsOnly) {
-      const [row] = await gpu.readback(enc, [{ buffer: bRow, bytes: B * 4 }]);
+      const [row] = await gpu.readback(enc, [{ buffer: bRow, bytes: B * 4 }], B * T);
       const r = row as Float32Array;
       const a = new Float32Array(B * T);
       for (let i = 0; i < B; i++) {
@@ -125,7 +125,7 @@ export async function computeAdvantageGpu(
     const [adv, row] = await gpu.readback(enc, [
       { buffer: bAdv, bytes: B * T * 4 },
       { buffer: bRow, bytes: B * 4 },
-    ]);
+    ], B * T);
     const a = adv as Float32Array;
     return { advantages: a, returns: a.slice(), rowAdvantages: row as Float32Array, backend: 'webgpu' };
   } finally {

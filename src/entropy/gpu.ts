@@ -39,12 +39,6 @@ type Gpu = NonNullable<Engine['gpu']>;
 /** Logits for the kernel: host values (uploaded chunk by chunk) or a caller's GPU buffer (bound in windows). */
 type LogitsSource = { host: ArrayLike<number> } | { buffer: GPUBuffer };
 
-/** Running estimate of the kernel's ns per logit, to sleep before the readback (Dawn busy-polls while mapping). */
-let nsPerLogit = 2;
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
 
 function gcd(a: number, b: number): number {
   return b === 0 ? a : gcd(b, a % b);
@@ -119,9 +113,7 @@ async function dispatchEntropy(gpu: Gpu, src: LogitsSource, shape: Shape3D, temp
           // Let the previous chunk finish first (chunks are serial through one input buffer): Dawn reuses its
           // upload staging for a large writeBuffer only once the GPU is done with it, and a fresh one costs a first
           // touch of every page (~400 ms per 128 MiB on lavapipe; measured 10-15 → 3 ns/logit at V = 152,064).
-          const ms = (0.8 * nsPerLogit * perChunk * V) / 1e6;
-          if (ms > 2) await sleep(ms);
-          await gpu.device.queue.onSubmittedWorkDone();
+          await gpu.wait(gpu.device.queue.onSubmittedWorkDone(), perChunk * V);
         }
         const chunk = scratchF32(gpu, src.host, first * V, n * V);
         gpu.device.queue.writeBuffer(buf, 0, chunk.data.buffer, chunk.data.byteOffset, n * V * 4);
@@ -175,19 +167,8 @@ export async function entropyFromLogitsGpu(
   if (N === 0) return { entropy: new Float32Array(0), backend: 'webgpu' };
   const out = await dispatchEntropy(gpu, src, sh, t);
   try {
-    // Sleep for most of the expected kernel time before mapping (Dawn busy-polls a core while a map is pending).
-    // The estimate follows the kernel's time after the submit: when the map still had to wait, that time is
-    // known; when it resolved at once the kernel beat the sleep and the estimate is halved.
-    const work = N * sh[2];
-    const tSubmitted = performance.now();
-    const sleepMs = (0.8 * nsPerLogit * work) / 1e6;
-    if (sleepMs > 2) await sleep(sleepMs);
-    const tLook = performance.now();
-    const [h] = await gpu.readback(gpu.device.createCommandEncoder(), [{ buffer: out, bytes: N * 4 }]);
-    if (work >= 1 << 22) {
-      const now = performance.now();
-      nsPerLogit = now - tLook > 1.5 || sleepMs <= 2 ? ((now - tSubmitted) * 1e6) / work : nsPerLogit / 2;
-    }
+    // the read-back waits without Dawn's busy poll for large work (GpuContext.wait)
+    const [h] = await gpu.readback(gpu.device.createCommandEncoder(), [{ buffer: out, bytes: N * 4 }], N * sh[2]);
     return { entropy: h as Float32Array, backend: 'webgpu' };
   } finally {
     gpu.pool.release(out);

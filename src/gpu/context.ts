@@ -68,9 +68,40 @@ export interface Grid {
   y: number;
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
+/** Work (tokens, logits) from which a read-back waits with {@link gentleWait} rather than a plain await. */
+export const GENTLE_WAIT_MIN_WORK = 1 << 18;
+
+/**
+ * Node (Dawn): while a map is pending, dawn.node re-queues a `setImmediate` tick that processes GPU events, so the
+ * JS thread spins and takes a core from the GPU's work (on lavapipe, a CPU adapter, timestamp queries showed the
+ * DAPO token pass at 2^23 tokens ~4.1 ns/token with the thread spinning against ~2.3 without). This waits instead
+ * by blocking the thread for 1 ms at a time (`Atomics.wait`: no CPU) between single event-loop turns, so Dawn's
+ * tick runs about once per millisecond and the event loop still turns every millisecond. Null where that is
+ * unavailable or not needed (browsers: no busy poll, and the main thread may not block).
+ */
+const gentleWait: (<T>(p: Promise<T>) => Promise<T>) | null = (() => {
+  const g = globalThis as { process?: { versions?: { node?: string } }; setImmediate?: (f: () => void) => unknown };
+  if (!g.process?.versions?.node || typeof g.setImmediate !== 'function' || typeof SharedArrayBuffer !== 'function') return null;
+  const cell = new Int32Array(new SharedArrayBuffer(4));
+  const turn = (): Promise<void> => new Promise((r) => g.setImmediate?.(r));
+  return async <T>(p: Promise<T>): Promise<T> => {
+    let done = false;
+    const settled = p.then(
+      () => {
+        done = true;
+      },
+      () => {
+        done = true;
+      },
+    );
+    while (!done) {
+      Atomics.wait(cell, 0, 0, 1);
+      await turn();
+    }
+    await settled;
+    return p;
+  };
+})();
 
 /**
  * One WebGPU device and the machinery every kernel shares. Obtain it from a WebGPU engine (`engine.gpu`).
@@ -105,14 +136,6 @@ export class GpuContext {
   private readonly ownsDevice: boolean;
   private lostInfo: GPUDeviceLostInfo | null = null;
   private destroyed = false;
-  /**
-   * Recent GPU ns per token per kind of work (the last 4 calls), used to sleep before awaiting a map: Dawn
-   * busy-polls the JS thread while a map is pending, taking a core from lavapipe. The sleep is 85 % of the
-   * window's minimum; a map that resolves at once after the sleep records half the time (we overslept), so
-   * the estimate falls quickly, and the window follows a slowdown.
-   */
-  private readonly nsPerToken = new Map<string, number[]>();
-
   /**
    * @param acquired - the device from {@link acquireDevice}
    * @param maxBindingBytes - smaller binding windows than the device allows (testing the chunked dispatches)
@@ -246,11 +269,11 @@ export class GpuContext {
 
   /**
    * Copy `regions` of GPU buffers (`bytes` from byte `offset`, default 0) into one pooled staging buffer, submit `encoder`, wait for the GPU and return
-   * a copy of each region as a Float32Array (`into[i]` when given). Sleeps for most of the expected GPU time
-   * before awaiting the map, so Dawn's polling does not steal a core from the kernels.
+   * a copy of each region as a Float32Array (`into[i]` when given). In Node, work of at least
+   * {@link GENTLE_WAIT_MIN_WORK} waits without Dawn's busy poll (see `gentleWait` in this module).
    *
-   * @param tokens - work size used for the sleep estimate (0: no sleep)
-   * @param kind - the kind of work, for the sleep estimate (e.g. `'policy:host'`, `'policy:resident'`)
+   * @param tokens - work size (tokens, logits): from {@link GENTLE_WAIT_MIN_WORK} up the wait blocks in 1 ms steps
+   * @param kind - no longer used (it named the work for an earlier sleep estimate); accepted for compatibility
    */
   async readback(
     encoder: GPUCommandEncoder,
@@ -268,27 +291,13 @@ export class GpuContext {
     regions.forEach((r, i) => {
       if (r.bytes > 0) encoder.copyBufferToBuffer(r.buffer, r.offset ?? 0, staging, offsets[i] as number, roundUp(r.bytes, 4));
     });
-    const t0 = performance.now();
     this.device.queue.submit([encoder.finish()]);
-    const hist = this.nsPerToken.get(kind) ?? [];
-    const expectMs = hist.length > 0 ? (Math.min(...hist) * tokens) / 1e6 : 0;
-    const sleptMs = expectMs > 2 ? expectMs * 0.85 : 0;
-    if (sleptMs > 0) await sleep(sleptMs);
-    const t1 = performance.now();
     try {
-      await staging.mapAsync(MapMode.READ, 0, Math.max(total, 16));
+      await this.wait(staging.mapAsync(MapMode.READ, 0, Math.max(total, 16)), tokens);
     } catch (err) {
       this.pool.release(staging);
       this.checkAlive();
       throw new GpuError(`reading results back failed: ${(err as Error).message}`);
-    }
-    const dt = performance.now() - t0;
-    if (tokens >= 1 << 18) {
-      // Resolved at once after the sleep: we overslept, so the estimate was too long; halve it.
-      const overslept = sleptMs > 0 && performance.now() - t1 < Math.max(1, 0.1 * sleptMs);
-      hist.push(((overslept ? dt * 0.5 : dt) * 1e6) / tokens);
-      if (hist.length > 4) hist.shift();
-      this.nsPerToken.set(kind, hist);
     }
     const mapped = staging.getMappedRange(0, Math.max(total, 16));
     const out = regions.map((r, i) => {
@@ -300,6 +309,15 @@ export class GpuContext {
     staging.unmap();
     this.pool.release(staging);
     return out;
+  }
+
+  /**
+   * Await a promise that settles when GPU work is done (a `mapAsync`, `queue.onSubmittedWorkDone()`). In Node, for
+   * work (tokens, logits) of at least {@link GENTLE_WAIT_MIN_WORK}, without Dawn's busy poll: the thread blocks in
+   * 1 ms steps between event-loop turns instead of spinning on a core the GPU's work needs (on a CPU adapter).
+   */
+  wait<T>(p: Promise<T>, work = 0): Promise<T> {
+    return gentleWait && work >= GENTLE_WAIT_MIN_WORK ? gentleWait(p) : p;
   }
 
   /** Release every pooled buffer and, when the engine created the device, destroy the device. Idempotent. */

@@ -26,7 +26,7 @@
  * (adds `enable subgroups;`, shaders/common.wgsl and the `wgReduce` reduction), `gpu.pipeline(name, code,
  * constants)` (compiled once per name and constants), `gpu.pool` (buffers and host scratch, reused),
  * `gpu.uniform(params)`, `gpu.upload(f32)`, `gpu.output(bytes)`, `gpu.grid(nwg)` (2D dispatch) and
- * `gpu.readback(encoder, regions, tokens)` (one staging map, with the sleep that avoids Dawn's busy-poll).
+ * `gpu.readback(encoder, regions, tokens)` (one staging map; large work waits without Dawn's busy poll, see `GpuContext.wait`).
  * New kernels go in shaders/ (regenerate src/gpu/shaderSources.generated.ts with `npm run shaders`) and new
  * engine methods are plain functions taking `(gpu: GpuContext, ...)`, falling back to the CPU reference
  * when `engine.gpu` is null.
