@@ -9,7 +9,11 @@
 import { createEngine, type Engine, policyLoss, type PolicyLossConfig } from '../src/index.js';
 import { BufferUsage, MapMode } from '../src/gpu/index.js';
 import { createParallelPolicyLoss } from '../src/losses/parallel.js';
-import { makeBenchBatch, type BenchBatch } from './data.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { makeBenchBatch, type BenchBatch, writeBenchBatch } from './data.js';
+import { startTorch } from './torchWorker.js';
 import type { BenchOptions, BenchSection } from './types.js';
 
 const DAPO: PolicyLossConfig = { clipRatioLow: 0.2, clipRatioHigh: 0.28, clipRatioC: 3, lossAggMode: 'token-mean' };
@@ -100,6 +104,7 @@ export async function run(opts: BenchOptions): Promise<BenchSection> {
       'CPU 2 threads ns/token',
       'CPU 2 threads speed-up vs CPU ref',
       'CPU 2 threads copy (ns per token)',
+      'PyTorch ns/token',
     ],
     rows: [],
     notes: [],
@@ -107,6 +112,8 @@ export async function run(opts: BenchOptions): Promise<BenchSection> {
   const engine = await createEngine({ backend: 'auto' });
   const par = createParallelPolicyLoss({ threads: 2 });
   section.notes.push(`engine: ${engine.backend} (${engine.reason})`);
+  const { worker: torch, why: noTorch } = opts.torch ? await startTorch() : { worker: null, why: 'not requested (--only without torch)' };
+  const dataDir = torch ? mkdtempSync(join(tmpdir(), 'lumirag-bench-')) : null;
   try {
     for (const k of opts.sizesLog2) {
       const b = makeBenchBatch(k);
@@ -117,6 +124,11 @@ export async function run(opts: BenchOptions): Promise<BenchSection> {
       const cpuGrad = new Float64Array(n);
       const gpuGrad = new Float32Array(n).fill(0);
       const gpuOn = engine.backend === 'webgpu';
+      const key = String(k);
+      if (torch && dataDir) {
+        writeBenchBatch(join(dataDir, key), b); // PyTorch reads the same bytes
+        await torch.load(key, join(dataDir, key));
+      }
 
       // Warm-up. JIT: the reference on a 2^14-token slice 30 times (a training loop calls it every step; measuring
       // its first calls would time V8's tiers, not the code), then every path once or more at full size
@@ -132,7 +144,7 @@ export async function run(opts: BenchOptions): Promise<BenchSection> {
       // The headline columns, interleaved rep by rep so that a slow spell of this shared machine hits them alike.
       const srcs = [b.oldLogProbs, b.logProbs, b.advantages, b.responseMask];
       const dsts = srcs.map((a) => new Float32Array(a.length).fill(1));
-      let [yard, cpu, par2, parCopy, e2e] = [Infinity, Infinity, Infinity, 0, Infinity];
+      let [yard, cpu, par2, parCopy, e2e, torchMs] = [Infinity, Infinity, Infinity, 0, Infinity, Infinity];
       for (let r = 0; r < reps; r++) {
         let t = performance.now();
         for (let i = 0; i < 4; i++) (dsts[i] as Float32Array).set(srcs[i] as Float32Array);
@@ -150,8 +162,10 @@ export async function run(opts: BenchOptions): Promise<BenchSection> {
           await engine.policyLoss('vanilla', cpuBatch, DAPO, { gradInto: gpuGrad });
           e2e = Math.min(e2e, performance.now() - t);
         }
+        if (torch) torchMs = Math.min(torchMs, await torch.run(key));
       }
-      const parCols = [ns(par2), cpu / par2, ns(parCopy)];
+      if (torch) await torch.drop(key);
+      const parCols = [ns(par2), cpu / par2, ns(parCopy), torch ? ns(torchMs) : '-'];
       if (!gpuOn) {
         section.rows.push([`2^${k}`, ns(yard), ns(cpu), '-', '-', '-', '-', '-', '-', cpu / yard, '-', '-', '-', '-', '-', '-', ...parCols]);
         continue;
@@ -181,14 +195,17 @@ export async function run(opts: BenchOptions): Promise<BenchSection> {
   } finally {
     engine.destroy();
     await par.destroy();
+    await torch?.close();
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   }
+  section.notes.push(torch ? `PyTorch: verl's vanilla formulation (bench/torch_baseline.py --serve), ${torch.description}; one rep of it after each rep of ours` : `PyTorch: ${noTorch}`);
   section.notes.push(
     'yardstick: one copy of the four float32 inputs (TypedArray.set into pre-touched arrays), i.e. reading 16 B/token once; "/yard" = column time ÷ yardstick time, same run',
     'CPU ref: policyLoss (float64 reference reading the float32 inputs in place, one thread) with gradInto (a reused Float64Array, as a training loop would pass), after 30 JIT warm-up calls on a 2^14-token slice and one at full size',
     'CPU 2 threads: createParallelPolicyLoss({ threads: 2 }) (main thread + 1 worker, SharedArrayBuffer staging, same gradInto); copy = copying the worker\'s inputs in and its gradient out, on the main thread',
     'e2e: engine.policyLoss on host Float32Arrays with gradInto (a reused output array): validation + row lengths + upload + kernel + partial sums + gradient read-back',
     'resident: engine.policyLossGpu on GPUBuffer inputs with rowLengths and a caller gradBuffer (the gradient never leaves the GPU); kernel = resident − an empty submit round trip',
-    'yardstick, CPU ref, CPU 2 threads and WebGPU e2e are timed interleaved, rep by rep (minimum of max(7, reps) each), so a slow spell of the machine hits them alike; the other WebGPU columns follow, same reps',
+    'yardstick, CPU ref, CPU 2 threads, WebGPU e2e and PyTorch are timed interleaved, rep by rep (minimum of max(7, reps) each), so a slow spell of the machine hits them alike; the other WebGPU columns follow, same reps',
     'upload: queue.writeBuffer of the four inputs into upload-only buffers + onSubmittedWorkDone; readback: gradient buffer → staging → mapAsync → copy into a host array',
   );
   return section;

@@ -11,6 +11,7 @@ import { cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { makeBenchBatch, writeBenchBatch } from './data.js';
+import { findJemalloc, findTorchPython, torchEnv } from './torchWorker.js';
 import type { BenchOptions, BenchSection } from './types.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -28,25 +29,11 @@ const opts: BenchOptions = {
 };
 const only = arg('only')?.split(',');
 const want = (name: string): boolean => !only || only.includes(name);
-
-/** A python3 that has torch: $LUMIRAG_BENCH_PYTHON, then python3 on PATH, then Debian's /usr/bin/python3. */
-function findTorchPython(): string | null {
-  const candidates = [process.env.LUMIRAG_BENCH_PYTHON, 'python3', '/usr/bin/python3'].filter(Boolean) as string[];
-  for (const py of candidates) {
-    const r = spawnSync(py, ['-c', 'import torch, numpy'], { stdio: 'ignore' });
-    if (r.status === 0) return py;
-  }
-  return null;
-}
-
-function findJemalloc(): string | null {
-  for (const p of ['/usr/lib/x86_64-linux-gnu/libjemalloc.so.2', '/usr/lib/aarch64-linux-gnu/libjemalloc.so.2', '/usr/lib/libjemalloc.so.2']) {
-    if (existsSync(p)) return p;
-  }
-  return null;
-}
-
-/** verl's vanilla formulation (ppo_kl, dual-clip, metrics, autograd) in PyTorch on the same batches. */
+opts.torch = want('torch');
+/**
+ * verl's vanilla formulation (ppo_kl, dual-clip, metrics, autograd) in PyTorch on the same batches, run on its own:
+ * used when the losses section does not run (with it, PyTorch is interleaved there and this table is derived).
+ */
 async function torchSection(yard: Map<string, number>): Promise<BenchSection> {
   const section: BenchSection = {
     title: "verl's vanilla policy loss in PyTorch (CPU, float32, loss + backward + metrics .item())",
@@ -68,9 +55,7 @@ async function torchSection(yard: Map<string, number>): Promise<BenchSection> {
       [join(here, 'torch_baseline.py'), '--sizes', opts.sizesLog2.join(','), '--reps', String(Math.max(7, opts.reps)), '--threads', '2', '--data', dir],
       {
         encoding: 'utf8',
-        // jemalloc with page decay off keeps torch's freed temporaries mapped, so repeated calls do not page-fault:
-        // PyTorch at its best here (with glibc malloc, or jemalloc's default decay, 2^23 tokens cost ~20x more).
-        env: { ...process.env, OMP_NUM_THREADS: '2', ...(jemalloc ? { LD_PRELOAD: jemalloc, MALLOC_CONF: 'dirty_decay_ms:-1,muzzy_decay_ms:-1' } : {}) },
+        env: torchEnv(jemalloc), // PyTorch at its best here (see torchWorker.ts)
         maxBuffer: 1 << 24,
       },
     );
@@ -154,7 +139,7 @@ async function main(): Promise<void> {
   const yard = new Map<string, number>();
   const yi = losses?.columns.indexOf('yardstick ns/token') ?? -1;
   if (losses && yi >= 0) for (const r of losses.rows) yard.set(String(r[0]), Number(r[yi]));
-  if (want('torch')) add(await torchSection(yard));
+  if (want('torch')) add(losses ? torchFromLosses(losses) : await torchSection(yard));
   if (want('losses') && want('torch')) add(comparison(sections));
   add(await section('entropy', 'entropy.ts'));
   add(await section('bridge', 'bridge.ts'));
@@ -162,12 +147,30 @@ async function main(): Promise<void> {
   if (json) writeFileSync(json, JSON.stringify({ date: new Date().toISOString(), options: opts, sections }, null, 1));
 }
 
+/** The PyTorch table from the losses section's interleaved PyTorch column (ns/token, Mtokens/s, ÷ yardstick). */
+function torchFromLosses(losses: BenchSection): BenchSection {
+  const section: BenchSection = {
+    title: "verl's vanilla policy loss in PyTorch (CPU, float32, loss + backward + metrics .item())",
+    columns: ['tokens', 'ns/token', 'Mtokens/s', 'ratio to read-once yardstick'],
+    rows: [],
+    notes: losses.notes.filter((n) => n.startsWith('PyTorch:')),
+  };
+  const ti = losses.columns.indexOf('PyTorch ns/token');
+  const yi = losses.columns.indexOf('yardstick ns/token');
+  for (const r of losses.rows) {
+    const t = r[ti];
+    if (typeof t === 'number') section.rows.push([r[0] as string, t, 1e3 / t, t / (r[yi] as number)]);
+  }
+  section.notes.push('timed interleaved with the lumirag-rl columns (one repetition of each in turn), minimum over the same repetitions');
+  return section;
+}
+
 /** Speed-ups of each lumirag-rl column over the PyTorch baseline, per size (columns named "... ns/token"). */
 function comparison(sections: BenchSection[]): BenchSection | null {
   const ours = sections[0];
   const torch = sections.find((s) => s.title.startsWith("verl's vanilla"));
   if (!ours || !torch || torch.rows.length === 0) return null;
-  const nsCols = ours.columns.map((c, i) => [c, i] as const).filter(([c]) => /ns\/token/.test(c) && !/yardstick|upload|readback/.test(c));
+  const nsCols = ours.columns.map((c, i) => [c, i] as const).filter(([c]) => /ns\/token/.test(c) && !/yardstick|upload|readback|PyTorch/.test(c));
   const out: BenchSection = {
     title: 'Speed-up over verl\'s PyTorch formulation (same data, same run; > 1 = lumirag-rl faster)',
     columns: ['tokens', ...nsCols.map(([c]) => c.replace(/\s*ns\/token/, ''))],

@@ -3,7 +3,8 @@
 baseline column of `npm run bench`. The formulation repeats verl's compute_policy_loss_vanilla, masked_mean and
 agg_loss(token-mean) statement by statement (core_algos.py / torch_functional.py at b178a3cd). float32 on CPU.
 
-Prints one JSON object per size: {"log2": k, "tokens": n, "ns_per_token": best, "loss": value}.
+Prints one JSON object per size: {"log2": k, "tokens": n, "ns_per_token": best, "loss": value}; with --serve it
+takes commands on stdin instead (bench/torchWorker.ts), so the bench can interleave its repetitions with ours.
 Run it with 2 threads and jemalloc preloaded (bench/main.ts does): glibc malloc makes torch's fresh temporaries
 page-fault and flatters the comparison.
 """
@@ -75,8 +76,47 @@ def make_batch(n, T, seed):
     return olp, lp, adv, mask
 
 
+def timed_rep(olp, lp0, adv, mask):
+    """One repetition: loss + backward + metrics, seconds."""
+    lp = lp0.clone().requires_grad_(True)
+    t0 = time.perf_counter()
+    loss, _metrics = vanilla(olp, lp, adv, mask)
+    loss.backward()
+    loss_v = loss.item()
+    _grad = lp.grad
+    t1 = time.perf_counter()
+    return t1 - t0, loss_v
+
+
+def serve():
+    """Line protocol on stdin/stdout, so the bench can interleave PyTorch's repetitions with its own:
+    `load <key> <dir>` (read a batch, run it once to warm the allocator) -> {"ok": true};
+    `run <key>` (one timed repetition) -> {"ms": ..., "loss": ...}; `drop <key>`; `quit`."""
+    batches = {}
+    for line in sys.stdin:
+        cmd = line.split()
+        if not cmd:
+            continue
+        if cmd[0] == "quit":
+            break
+        if cmd[0] == "load":
+            batches[cmd[1]] = load_batch(cmd[2])
+            timed_rep(*batches[cmd[1]])
+            out = {"ok": True, "torch": torch.__version__, "threads": torch.get_num_threads()}
+        elif cmd[0] == "run":
+            dt, loss_v = timed_rep(*batches[cmd[1]])
+            out = {"ms": dt * 1e3, "loss": loss_v}
+        elif cmd[0] == "drop":
+            batches.pop(cmd[1], None)
+            out = {"ok": True}
+        else:
+            out = {"error": "unknown command " + cmd[0]}
+        print(json.dumps(out), flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
+    ap.add_argument("--serve", action="store_true", help="interleaving mode: commands on stdin (see serve())")
     ap.add_argument("--sizes", default="16,20,23,24")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
@@ -84,6 +124,9 @@ def main():
     ap.add_argument("--data", default=None, help="folder with one sub-folder per log2 size written by bench/data.ts")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.serve:
+        serve()
+        return
     for k in [int(s) for s in args.sizes.split(",")]:
         n = 1 << k
         if args.data:
@@ -94,15 +137,8 @@ def main():
         best = float("inf")
         loss_v = None
         for _ in range(args.reps + 1):  # first run warms the allocator
-            lp = lp0.clone().requires_grad_(True)
-            t0 = time.perf_counter()
-            loss, metrics = vanilla(olp, lp, adv, mask)
-            loss.backward()
-            loss_v = loss.item()
-            grad = lp.grad
-            t1 = time.perf_counter()
-            best = min(best, t1 - t0)
-            del grad, lp, loss
+            dt, loss_v = timed_rep(olp, lp0, adv, mask)
+            best = min(best, dt)
         print(json.dumps({"log2": k, "tokens": n, "ns_per_token": best * 1e9 / n, "loss": loss_v,
                           "torch": torch.__version__, "threads": torch.get_num_threads()}), flush=True)
 

@@ -20,4 +20,6 @@ export interface BenchOptions {
   reps: number;
   /** Quick mode for smoke tests: tiny sizes, 1 repetition. */
   quick: boolean;
+  /** Interleave verl's PyTorch formulation (bench/torchWorker.ts) with the losses section's columns. */
+  torch?: boolean;
 }
