@@ -133,7 +133,7 @@ export async function run(opts: BenchOptions): Promise<BenchSection> {
       // Warm-up. JIT: the reference on a 2^14-token slice 30 times (a training loop calls it every step; measuring
       // its first calls would time V8's tiers, not the code), then every path once or more at full size
       // (the reference's gradInto touched, the workers started and their staging grown, the GPU pipelines, buffer
-      // pooland Dawn's staging).
+      // pool and Dawn's staging).
       const rows = Math.max(1, Math.min(b.B, Math.floor(2 ** 14 / b.T)));
       const slice = { oldLogProbs: b.oldLogProbs.subarray(0, rows * b.T), logProbs: b.logProbs.subarray(0, rows * b.T), advantages: b.advantages.subarray(0, rows * b.T), responseMask: b.responseMask.subarray(0, rows * b.T), shape: [rows, b.T] as const };
       for (let w = 0; w < 30; w++) policyLoss('vanilla', slice, DAPO);
