@@ -789,12 +789,33 @@ class WebGpuEngine implements Engine {
         if (gpuCount) coef0 = gbi.dpSize ?? 1; // divided by the GPU's count in the token pass
       }
 
-      // Upload.
+      // Upload, the mask first: token-mean's count pass is submitted at once and runs on the GPU while the other
+      // inputs upload (on a CPU adapter the upload's memcpy leaves a core idle).
+      const bMask = this.bind(mask, temps);
+      const isGeo = family === 'geo_mean';
+      // Per-row data: x, y, z written by the row pass, w = the aggregation coefficient (from the host).
+      const needRows = family === 'gspo' || isGeo;
+      let bRows: GPUBuffer | null = null;
+      // The GPU's valid-token count sits after the rows, at a binding-aligned offset (zeroed by this upload).
+      const rowBytes = needRows || perRow ? 16 * Math.max(B, 1) : 0;
+      const countByte = gpuCount ? roundUp(rowBytes, this.gpu.device.limits.minStorageBufferOffsetAlignment) : 0;
+      if (needRows || perRow || gpuCount) {
+        const rows = new Float32Array((gpuCount ? countByte + 16 : rowBytes) / 4);
+        if (perRow && coef) for (let i = 0; i < B; i++) rows[4 * i + 3] = coef[i] as number;
+        bRows = this.gpu.pool.acquire(BufferUsage.STORAGE | BufferUsage.COPY_DST | BufferUsage.COPY_SRC, rows.byteLength, 'lumirag-rows');
+        this.gpu.device.queue.writeBuffer(bRows, 0, rows.buffer, 0, rows.byteLength);
+        temps.push(bRows);
+      }
+      if (gpuCount && bRows) {
+        const countPipe = await this.countPipeline();
+        this.gpu.checkAlive();
+        const enc0 = this.gpu.device.createCommandEncoder();
+        this.encodeCountPass(enc0, countPipe, bMask, bRows, countByte, n, temps);
+        this.gpu.device.queue.submit([enc0.finish()]);
+      }
       const bOlp = this.bind(olp, temps);
       const bLp = this.bind(lp, temps);
       const bAdv = this.bind(adv, temps);
-      const bMask = this.bind(mask, temps);
-      const isGeo = family === 'geo_mean';
       // Weights (IS weights, clip_cov's corr) and kl_cov / eighty-twenty's selection share one AUX input.
       let bW: GPUBuffer | null = null;
       if (wHost) {
@@ -817,19 +838,6 @@ class WebGpuEngine implements Engine {
         }
         bAux = this.gpu.upload(aux);
         temps.push(bAux);
-      }
-      // Per-row data: x, y, z written by the row pass, w = the aggregation coefficient (from the host).
-      const needRows = family === 'gspo' || isGeo;
-      let bRows: GPUBuffer | null = null;
-      // The GPU's valid-token count sits after the rows, at a binding-aligned offset (zeroed by this upload).
-      const rowBytes = needRows || perRow ? 16 * Math.max(B, 1) : 0;
-      const countByte = gpuCount ? roundUp(rowBytes, this.gpu.device.limits.minStorageBufferOffsetAlignment) : 0;
-      if (needRows || perRow || gpuCount) {
-        const rows = new Float32Array((gpuCount ? countByte + 16 : rowBytes) / 4);
-        if (perRow && coef) for (let i = 0; i < B; i++) rows[4 * i + 3] = coef[i] as number;
-        bRows = this.gpu.pool.acquire(BufferUsage.STORAGE | BufferUsage.COPY_DST | BufferUsage.COPY_SRC, rows.byteLength, 'lumirag-rows');
-        this.gpu.device.queue.writeBuffer(bRows, 0, rows.buffer, 0, rows.byteLength);
-        temps.push(bRows);
       }
 
       const bGrad = this.gradTarget(n, toBuffer, gradBuffer, temps, owned);
@@ -861,15 +869,13 @@ class WebGpuEngine implements Engine {
         // the mask's count and 0/1 check are done already: by maskcount.wgsl, or by the host's length scan
         MASK_CHECKED: gpuCount || (lengths !== null && 'host' in mask),
       };
-      const [tokPipe, rowPipe, countPipe] = await Promise.all([
+      const [tokPipe, rowPipe] = await Promise.all([
         this.tokenPipeline(family, tokenConsts),
         needRows ? this.rowPipeline(isGeo ? 2 : 1, isGeo && bW !== null) : Promise.resolve(null),
-        gpuCount ? this.countPipeline() : Promise.resolve(null),
       ]);
       this.gpu.checkAlive();
       const enc = this.gpu.device.createCommandEncoder();
       if (rowPipe && bRows) this.encodeRowPass(enc, rowPipe, { olp: bOlp, lp: bLp, adv: bAdv, mask: bMask, w: bW }, bRows, B, T, params, temps);
-      if (countPipe && bRows) this.encodeCountPass(enc, countPipe, bMask, bRows, countByte, n, temps);
       this.encodeTokenPass(enc, tokPipe, { olp: bOlp, lp: bLp, adv: bAdv, mask: bMask, aux: bAux, rows: bRows, grad: bGrad }, bPart, n, params, temps);
       const regions: { buffer: GPUBuffer; bytes: number; into?: Float32Array; offset?: number }[] = [{ buffer: bPart, bytes: slots * 32 }];
       if (isGeo && bRows) regions.push({ buffer: bRows, bytes: B * 16 });
