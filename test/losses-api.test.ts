@@ -23,6 +23,8 @@ import {
   ValueError,
 } from '../src/index.js';
 import { MODES } from './losses-helpers.js';
+import fc from 'fast-check';
+import { kthLargest, topKMaskInto } from '../src/losses/common.js';
 
 const spec13: PolicyLossBatch = {
   oldLogProbs: [[-1, -2, -0.5, -3], [-1, -1, -1, -1]],
@@ -254,6 +256,51 @@ describe('topKByValue (shared by kl_cov, eighty-twenty and entropyTopMask)', () 
     expect(topKByValue([0, 4, -1], [0, 1, 2], 5)).toEqual([0, 1, 2]);
     expect(topKByValue([0, 4, -1], [0, 1, 2], 0)).toEqual([]);
     expect(topKByValue([-0, 0, -3], [0, 1, 2], 1)).toEqual([0]); // −0 and +0 tie
+  });
+});
+
+describe('kthLargest and topKMaskInto (the one top-k selection, histogram select)', () => {
+  const sortRef = (v: Float64Array, k: number): number => (Float64Array.from(v).sort()[v.length - k] as number);
+  /** The mask by a full sort: the k largest valid values, ties at the cut lowest index first. */
+  const maskRef = (vals: number[], mask: number[], k: number): number[] => {
+    const valid = mask.flatMap((m, i) => (m !== 0 ? [i] : []));
+    const kk = Math.min(Math.max(0, k), valid.length);
+    const chosen = [...valid].sort((a, b) => (vals[b] as number) - (vals[a] as number) || a - b).slice(0, kk);
+    const out = new Array<number>(vals.length).fill(0);
+    for (const i of chosen) out[i] = 1;
+    return out;
+  };
+  it('agrees with a full sort on large arrays: spread values, few distinct values, clusters with outliers, huge ranges', () => {
+    const rnd = (() => {
+      let s = 12345;
+      return (): number => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32);
+    })();
+    const cases: Float64Array[] = [
+      Float64Array.from({ length: 50_000 }, () => rnd() * 10),
+      Float64Array.from({ length: 50_000 }, () => Math.floor(rnd() * 7)),
+      Float64Array.from({ length: 50_000 }, (_, i) => (i % 997 === 0 ? 1e6 * rnd() : 1 + rnd() * 1e-12)),
+      Float64Array.from({ length: 20_000 }, (_, i) => (i % 2 ? 1e308 : -1e308) * rnd()),
+      Float64Array.from({ length: 10_000 }, (_, i) => (i % 3 === 0 ? -0 : i % 3 === 1 ? 0 : 5e-324)),
+    ];
+    for (const v of cases) {
+      for (const k of [1, 2, 17, Math.floor(v.length / 5), v.length - 1, v.length]) expect(kthLargest(v, k)).toBe(sortRef(v, k));
+    }
+  });
+  it('topKMaskInto matches the sort-based mask (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ v: fc.oneof(fc.integer({ min: -3, max: 3 }), fc.double({ min: -1e6, max: 1e6, noNaN: true })), m: fc.constantFrom(0, 1, 1) }), { maxLength: 3000 }),
+        fc.integer({ min: -2, max: 3100 }),
+        (rows, k) => {
+          const vals = rows.map((r) => r.v);
+          const mask = rows.map((r) => r.m);
+          const out = new Float64Array(vals.length).fill(7);
+          topKMaskInto(vals, mask, vals.length, k, out);
+          expect(Array.from(out)).toEqual(maskRef(vals, mask, k));
+        },
+      ),
+      { numRuns: 200 },
+    );
   });
 });
 

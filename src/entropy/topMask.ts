@@ -1,12 +1,12 @@
 /**
  * The token selection of the "Beyond the 80/20 rule" mode (SPEC.md §11): the top ρ fraction of valid tokens by
- * entropy. This is the package's one public selection function; the `eighty-twenty` policy loss applies the
- * same rule (it shares `eightyTwentyCount` and `topKByValue` with this function).
+ * entropy. This is the package's one public selection function; the `eighty-twenty` policy loss (CPU and WebGPU)
+ * applies the same rule through the same code (`selectTopEntropy`).
  *
  * @module
  */
 import { ConfigError, ShapeError } from '../errors.js';
-import { eightyTwentyCount, topKByValue } from '../losses/index.js';
+import { selectTopEntropy } from '../losses/eightyTwenty.js';
 import { type MatrixInput, type Shape2D, checkFiniteAtValid, expectShape, isNested, nestedShape, toMask, toMatrix } from '../matrix.js';
 
 /**
@@ -28,10 +28,5 @@ export function entropyTopMask(entropy: MatrixInput, mask: MatrixInput, ratio: n
   const h = toMatrix(entropy, 'entropy', sh);
   expectShape(h, m.rows, m.cols, 'entropy');
   checkFiniteAtValid(h, m, 'entropy');
-  const valid: number[] = [];
-  for (let k = 0; k < m.data.length; k++) if (m.data[k] !== 0) valid.push(k);
-  const values = valid.map((k) => h.data[k] as number);
-  const top = new Float64Array(m.data.length);
-  for (const k of topKByValue(values, valid, eightyTwentyCount(valid.length, ratio))) top[k] = 1;
-  return top;
+  return selectTopEntropy(h.data, m.data, ratio, new Float64Array(m.data.length)) as Float64Array;
 }

@@ -743,7 +743,9 @@ class WebGpuEngine implements Engine {
         const ent = this.field(batch.entropy, 'entropy', shape);
         fields.push(ent);
         if ('buffer' in ent) throw new ConfigError('eighty-twenty: entropy must be a host array (its selection step runs on the CPU)', 'entropy');
-        sel = topEntropyMask(ent.host, si.mask, n, cfg.entropyTopRatio);
+        const selArr = this.gpu.pool.acquireHost(n); // pooled: fresh memory costs more than the selection
+        fields.push({ host: selArr.subarray(0, n), scratch: selArr });
+        sel = topEntropyMask(ent.host, si.mask, n, cfg.entropyTopRatio, selArr.subarray(0, n));
         aggMaskHost = sel;
       }
 
@@ -825,7 +827,9 @@ class WebGpuEngine implements Engine {
       const hasW = bW !== null;
       let bAux: GPUBuffer | null = isGeo ? null : bW;
       if (sel) {
-        const aux = new Float32Array(n);
+        const auxArr = this.gpu.pool.acquireHost(n);
+        fields.push({ host: auxArr.subarray(0, n), scratch: auxArr });
+        const aux = auxArr.subarray(0, n);
         const wv: Float32Array | null = wHost ?? (w && 'host' in w ? w.host : null);
         if (hasW && !wv) throw new ConfigError(`${lossMode}: rolloutIsWeights must be a host array (its selection step runs on the CPU)`, 'rolloutIsWeights');
         for (let k = 0; k < n; k++) {

@@ -8,7 +8,8 @@
  */
 
 import { clipCovSelect } from '../losses/clipCov.js';
-import { eightyTwentyCount } from '../losses/eightyTwenty.js';
+import { kthLargest } from '../losses/common.js';
+import { selectTopEntropy } from '../losses/eightyTwenty.js';
 
 /** Indices of the `k` largest `values[idx[j]]` (ties: lower index first). */
 export function topKIndices(values: ArrayLike<number>, idx: Uint32Array, k: number): Uint32Array {
@@ -17,8 +18,7 @@ export function topKIndices(values: ArrayLike<number>, idx: Uint32Array, k: numb
   if (k >= n) return idx.slice();
   const v = new Float64Array(n);
   for (let j = 0; j < n; j++) v[j] = values[idx[j] as number] as number;
-  const sorted = v.slice().sort();
-  const thr = sorted[n - k] as number;
+  const thr = kthLargest(v, k);
   let above = 0;
   for (let j = 0; j < n; j++) if ((v[j] as number) > thr) above++;
   let ties = k - above;
@@ -120,14 +120,10 @@ export function klCovSelection(x: SelectionInputs, ratio: number): Float32Array 
 }
 
 /**
- * eighty-twenty's aggregation mask (SPEC §11): the k = {@link eightyTwentyCount}(N, ρ) valid tokens of highest
- * entropy, lowest index first on ties (as the CPU reference); all 0 when N = 0.
+ * eighty-twenty's aggregation mask (SPEC §11): the k = `eightyTwentyCount`(N, ρ) valid tokens of highest
+ * entropy, lowest index first on ties (as the CPU reference); all 0 when N = 0. Written into `out` (its first n
+ * entries) when given.
  */
-export function topEntropyMask(entropy: ArrayLike<number>, mask: ArrayLike<number>, n: number, rho: number): Float32Array {
-  const idx = validIndices(mask, n);
-  const sel = new Float32Array(n);
-  if (idx.length === 0) return sel;
-  const k = eightyTwentyCount(idx.length, rho);
-  for (const j of topKIndices(entropy, idx, k)) sel[j] = 1;
-  return sel;
+export function topEntropyMask(entropy: ArrayLike<number>, mask: ArrayLike<number>, n: number, rho: number, out: Float32Array = new Float32Array(n)): Float32Array {
+  return selectTopEntropy(entropy, mask, rho, out.length === n ? out : out.subarray(0, n)) as Float32Array;
 }

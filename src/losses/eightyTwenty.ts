@@ -18,11 +18,12 @@
  */
 import type { ResolvedPolicyLossConfig } from '../config/policyLoss.js';
 import { ShapeError } from '../errors.js';
-import type { FloatArray } from '../matrix.js';
-import { finishTokenLoss, scratch, topKByValue } from './common.js';
+import { aggregationCoefficients, combineRowSums } from '../aggregate.js';
+import { type FloatArray, rowLengths } from '../matrix.js';
+import { clipMetrics, scratch, topKMaskInto } from './common.js';
 import { registerBuiltin } from './registry.js';
 import type { PolicyLossResult, ResolvedBatch } from './types.js';
-import { vanillaTokenPassInto } from './vanilla.js';
+import { vanillaRows } from './vanilla.js';
 
 /** Relative slack under which ρ·N is taken as an exact integer before the ceiling. */
 const CEIL_SLACK = 1e-9;
@@ -37,16 +38,16 @@ export function eightyTwentyCount(nValid: number, ratio: number): number {
 }
 
 /**
- * The 0/1 mask of the selected tokens: the top k valid tokens by entropy, lowest index first on ties.
- * Internal to eighty-twenty (to be merged with the entropy module's `entropyTopMask`).
+ * The 0/1 mask of the selected tokens: the top k = {@link eightyTwentyCount}(N, ratio) valid tokens by entropy,
+ * lowest index first on ties ({@link topKMaskInto}, linear time). Shared by the CPU reference, the WebGPU engine and
+ * `entropyTopMask`. Positions `0 ≤ i < min(mask.length, out.length)` are written.
  */
-export function selectTopEntropy(entropy: FloatArray, mask: FloatArray, ratio: number): Float64Array {
-  const valid: number[] = [];
-  for (let k = 0; k < mask.length; k++) if (mask[k] !== 0) valid.push(k);
-  const values = valid.map((k) => entropy[k] as number);
-  const top = new Float64Array(mask.length);
-  for (const k of topKByValue(values, valid, eightyTwentyCount(valid.length, ratio))) top[k] = 1;
-  return top;
+export function selectTopEntropy(entropy: ArrayLike<number>, mask: ArrayLike<number>, ratio: number, out: FloatArray = new Float64Array(mask.length)): FloatArray {
+  const n = Math.min(mask.length, out.length);
+  let valid = 0;
+  for (let k = 0; k < n; k++) if (mask[k] !== 0) valid++;
+  topKMaskInto(entropy, mask, n, eightyTwentyCount(valid, ratio), out);
+  return out;
 }
 
 /** The `eighty-twenty` strategy; default aggregation `token-mean` over the selected tokens. Requires `batch.entropy`. */
@@ -57,12 +58,18 @@ export function eightyTwentyLossStrategy(batch: ResolvedBatch, config: ResolvedP
       'entropy',
     );
   }
-  const top = selectTopEntropy(batch.entropy, batch.mask, config.entropyTopRatio);
-  const n = batch.B * batch.T;
-  const lossMat = scratch('lossMat', n);
-  const dLoss = scratch('dLoss', n);
-  const metrics = vanillaTokenPassInto(batch, config, batch.mask, lossMat, dLoss);
-  return finishTokenLoss(batch, config, lossMat, dLoss, 'token-mean', metrics, top);
+  const { B, T } = batch;
+  const top = selectTopEntropy(batch.entropy, batch.mask, config.entropyTopRatio, scratch('eightyTwentyTop', B * T));
+  // vanilla's fused row pass with the selection as its aggregation mask; the metrics stay over the response mask
+  const mode = config.lossAggMode ?? 'token-mean';
+  const rowCoef = aggregationCoefficients(rowLengths({ data: top, rows: B, cols: T }), T, mode, config.globalBatchInfo);
+  const grad = batch.gradInto ?? new Float64Array(B * T);
+  const rowSums = new Float64Array(B);
+  const sums = new Float64Array(4);
+  const { oldLogProbs, logProbs, advantages, mask, rolloutIsWeights } = batch;
+  vanillaRows({ rows: B, T, oldLogProbs, logProbs, advantages, mask, rolloutIsWeights, rowCoef, aggMask: top }, config, { grad, lossMat: null, rowSums, sums });
+  const metrics = clipMetrics(sums[0] as number, sums[1] as number, sums[2] as number, sums[3] as number);
+  return { loss: combineRowSums(rowSums, rowCoef, mode), grad, metrics };
 }
 
 registerBuiltin({ name: 'eighty-twenty', cpu: eightyTwentyLossStrategy, defaultAggMode: 'token-mean', kernel: 'eighty_twenty' });

@@ -107,6 +107,11 @@ export interface VanillaRowsInput {
   rolloutIsWeights: FloatArray | null;
   /** The aggregation's per-row coefficients of these rows (`aggregationCoefficients`), or null for 1 everywhere. */
   rowCoef: Float64Array | null;
+  /**
+   * An aggregation mask within `mask` (eighty-twenty's selection), or null for `mask` itself: valid positions
+   * outside it still count in the metrics but add nothing to the row sums and get a zero gradient.
+   */
+  aggMask?: FloatArray | null;
 }
 
 /** The outputs of {@link vanillaRows}. */
@@ -131,6 +136,7 @@ export interface VanillaRowsOutput {
  */
 export function vanillaRows(input: VanillaRowsInput, config: ResolvedPolicyLossConfig, out: VanillaRowsOutput): void {
   const { rows, T, oldLogProbs: olp, logProbs: lp, advantages: adv, mask, rolloutIsWeights: w, rowCoef } = input;
+  const agg = input.aggMask ?? null;
   const { grad, lossMat, rowSums, sums } = out;
   const lo = 1 - config.clipRatioLow;
   const hi = 1 + config.clipRatioHigh;
@@ -200,6 +206,10 @@ export function vanillaRows(input: VanillaRowsInput, config: ResolvedPolicyLossC
           g *= wk;
         }
         if (lossMat !== null) lossMat[k] = l;
+        if (agg !== null && agg[k] === 0) {
+          grad[k] = 0;
+          continue;
+        }
         rs += l;
         grad[k] = coef * g;
       }
