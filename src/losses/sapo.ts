@@ -9,9 +9,12 @@
  * @module
  */
 import type { ResolvedPolicyLossConfig } from '../config/policyLoss.js';
-import { clampLogRatio, clampLogRatioGrad, clipMetrics, finishTokenLoss, scratch } from './common.js';
+import { clipMetrics, finishTokenLoss, type LOG_RATIO_CLAMP, scratch } from './common.js';
 import { registerBuiltin } from './registry.js';
 import type { PolicyLossResult, ResolvedBatch } from './types.js';
+
+/** {@link LOG_RATIO_CLAMP} as a module-local literal V8 folds into the loop (as in vanilla.ts). */
+const CLAMP: typeof LOG_RATIO_CLAMP = 20;
 
 /** The `sapo` strategy (soft sigmoid gate instead of clipping); default aggregation `seq-mean-token-mean`. */
 export function sapoLossStrategy(batch: ResolvedBatch, config: ResolvedPolicyLossConfig): PolicyLossResult {
@@ -21,15 +24,16 @@ export function sapoLossStrategy(batch: ResolvedBatch, config: ResolvedPolicyLos
   const dLoss = scratch('dLoss', n);
   let nValid = 0;
   let klSum = 0;
+  const { tauPos, tauNeg } = config;
   for (let k = 0; k < n; k++) {
     if (mask[k] === 0) continue;
     nValid++;
     const raw = (lp[k] as number) - (olp[k] as number);
-    const d = clampLogRatio(raw);
-    const dd = clampLogRatioGrad(raw);
+    const d = raw < -CLAMP ? -CLAMP : raw > CLAMP ? CLAMP : raw; // clampLogRatio, inlined (see vanilla.ts)
+    const dd = raw >= -CLAMP && raw <= CLAMP ? 1 : 0;
     klSum += -d;
     const a = adv[k] as number;
-    const tau = a > 0 ? config.tauPos : config.tauNeg;
+    const tau = a > 0 ? tauPos : tauNeg;
     const r = Math.exp(d);
     const sig = 1 / (1 + Math.exp(-tau * (r - 1)));
     lossMat[k] = -(sig * (4 / tau)) * a;
