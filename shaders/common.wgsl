@@ -3,7 +3,7 @@
 // the family's `tok` function (vanilla.wgsl, gspo.wgsl, ...) + tokenpass.wgsl (or rowreduce.wgsl).
 
 const WG: u32 = 64u;          // invocations per workgroup
-override VPT: u32 = 16u;      // vec4 per invocation (the host sets it: 32 on software adapters, 16 on GPUs)
+override VPT: u32 = 16u;      // vec4 per invocation (the host sets it: 128 on software adapters, 16 on GPUs)
 const LOG_RATIO_CLAMP: f32 = 20.0;
 const ONE4: vec4f = vec4f(1.0);
 

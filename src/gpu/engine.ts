@@ -64,7 +64,7 @@ export interface EngineOptions {
    * `maxStorageBufferBindingSize`: a testing aid that exercises the chunked dispatches on small batches.
    */
   maxBindingBytes?: number;
-  /** vec4 loads per invocation of the token pass (a power of two; default 32 on software adapters, 16 on GPUs). */
+  /** vec4 loads per invocation of the token pass (a power of two; default 128 on software adapters, 16 on GPUs). */
   vec4PerInvocation?: number;
 }
 
