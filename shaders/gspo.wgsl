@@ -8,12 +8,10 @@ fn tok(o: vec4f, l: vec4f, a: vec4f, rv: vec4f, sel: vec4f) -> Tok {
   let st = exp(logst);
   let l1 = -a * st;
   let g1 = l1 * ds;
-  let sc = clamp(st, vec4f(P.lo), vec4f(P.hi));
-  let l2 = -a * sc;
-  let g2 = select(vec4f(0.0), g1, (st >= vec4f(P.lo)) & (st <= vec4f(P.hi)));
-  let gt = l1 > l2;
+  let l2 = -a * clamp(st, vec4f(P.lo), vec4f(P.hi));
+  // as in vanilla.wgsl: the clipped term wins only outside [lo, hi] (gradient 0); on a tie the split is g1
   let lt = l2 > l1;
   let loss = select(l1, l2, lt);
-  let g = select(select(0.5 * (g1 + g2), g2, lt), g1, gt);
+  let g = select(g1, vec4f(0.0), lt);
   return Tok(loss, g, b2f(lt), -d, vec4f(0.0));
 }
