@@ -247,10 +247,17 @@ export function topKByValue(values: ArrayLike<number>, indices: readonly number[
 /**
  * The top-k selection as a 0/1 mask: `out[i] = 1` for the `k` valid positions (`mask[i] ≠ 0`, `i < n`) with the
  * largest `values[i]`, ties at the cut taken lowest index first; 0 everywhere else (every entry of `out[0..n)` is
- * written). k ≥ the valid count selects every valid position; k ≤ 0 none. Values at valid positions must be finite.
+ * written). k ≥ the valid count selects every valid position; k ≤ 0 none; `k` may be a function of the valid count.
+ * Values at valid positions must be finite.
  * The one selection behind eighty-twenty (CPU and WebGPU), `entropyTopMask` and kl_cov's WebGPU selection.
  */
-export function topKMaskInto(values: ArrayLike<number>, mask: ArrayLike<number>, n: number, k: number, out: { [i: number]: number }): void {
+export function topKMaskInto(
+  values: ArrayLike<number>,
+  mask: ArrayLike<number>,
+  n: number,
+  k: number | ((valid: number) => number),
+  out: { [i: number]: number },
+): void {
   // one pass: the valid values (into scratch: fresh memory costs more than the selection itself here) and their range
   const all = scratch('topKValues', n);
   let m = 0;
@@ -263,7 +270,7 @@ export function topKMaskInto(values: ArrayLike<number>, mask: ArrayLike<number>,
     if (x < lo) lo = x;
     if (x > hi) hi = x;
   }
-  const kk = Math.min(Math.max(0, Math.floor(k)), m);
+  const kk = Math.min(Math.max(0, Math.floor(typeof k === 'function' ? k(m) : k)), m);
   if (kk === 0 || kk === m) {
     const on = kk === m && m > 0 ? 1 : 0;
     for (let i = 0; i < n; i++) out[i] = mask[i] !== 0 ? on : 0;

@@ -43,10 +43,7 @@ export function eightyTwentyCount(nValid: number, ratio: number): number {
  * `entropyTopMask`. Positions `0 ≤ i < min(mask.length, out.length)` are written.
  */
 export function selectTopEntropy(entropy: ArrayLike<number>, mask: ArrayLike<number>, ratio: number, out: FloatArray = new Float64Array(mask.length)): FloatArray {
-  const n = Math.min(mask.length, out.length);
-  let valid = 0;
-  for (let k = 0; k < n; k++) if (mask[k] !== 0) valid++;
-  topKMaskInto(entropy, mask, n, eightyTwentyCount(valid, ratio), out);
+  topKMaskInto(entropy, mask, Math.min(mask.length, out.length), (valid) => eightyTwentyCount(valid, ratio), out);
   return out;
 }
 
