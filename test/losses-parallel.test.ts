@@ -185,9 +185,40 @@ describe('createParallelPolicyLoss', () => {
     expect(par.parallel).toBe(true);
   });
 
+  it('runs eighty-twenty (the seed DAPO mode) with the reference selection, bit for bit, every aggregation mode', async () => {
+    let seed = 300;
+    for (const lossAggMode of AGG) {
+      for (const weights of [false, true]) {
+        for (const f32 of [false, true]) {
+          const b = batchOf({ B: 41, T: 47, f32, weights, seed: seed++ });
+          const rnd = mulberry32(seed);
+          // quantised entropies: many ties at the cut, NaN garbage at masked positions
+          const m = b.responseMask as Float64Array | Float32Array;
+          const ent = (f32 ? Float32Array : Float64Array).from({ length: 41 * 47 }, (_, k) => (m[k] !== 0 ? Math.floor(rnd() * 9) / 4 : Number.NaN));
+          const batch = { ...b, entropy: ent };
+          const config = { ...DAPO, entropyTopRatio: 0.3, ...(lossAggMode ? { lossAggMode } : {}) };
+          const before = par.lastTimings;
+          const res = await par.policyLoss('eighty-twenty', batch, config);
+          expect(par.lastTimings).not.toBe(before); // ran in parallel
+          expectSame(res, policyLoss('eighty-twenty', batch, config));
+        }
+      }
+    }
+    // its errors are the reference's: non-finite entropy at a valid position, no entropy at all
+    const b = batchOf({ B: 20, T: 20, seed: 9 });
+    const ent = new Float64Array(400).fill(1);
+    ent[(b.responseMask as Float64Array).indexOf(1)] = Number.POSITIVE_INFINITY;
+    for (const batch of [{ ...b, entropy: ent }, b]) {
+      const ref = await errorOf(() => policyLoss('eighty-twenty', batch, DAPO));
+      const got = await errorOf(() => par.policyLoss('eighty-twenty', batch, DAPO));
+      expect(got).toBeInstanceOf((ref as Error).constructor);
+      expect((got as Error).message).toBe((ref as Error).message);
+    }
+  });
+
   it('falls back to the reference for other modes, nested inputs, entropy, and small batches', async () => {
     const b = batchOf({ B: 12, T: 30, weights: true, seed: 21 });
-    for (const mode of ['gspo', 'sapo', 'eighty-twenty']) {
+    for (const mode of ['gspo', 'sapo', 'vanilla']) {
       const withEnt = { ...b, entropy: b.oldLogProbs };
       const ref = policyLoss(mode, withEnt, DAPO);
       const res = await par.policyLoss(mode, withEnt, DAPO);

@@ -17,8 +17,9 @@ import { type MessagePort, MessageChannel, Worker } from 'node:worker_threads';
 import { aggregationCoefficients, checkGradInto, combineRowSums } from '../aggregate.js';
 import { type PolicyLossConfig, resolvePolicyLossConfig } from '../config/policyLoss.js';
 import { ShapeError } from '../errors.js';
-import { type FloatArray, toMatrix } from '../matrix.js';
-import { clipMetrics, validateRows } from './common.js';
+import { type FloatArray, rowLengths, toMatrix } from '../matrix.js';
+import { clipMetrics, finiteAtValid, scratch, validateRows } from './common.js';
+import { selectTopEntropy } from './eightyTwenty.js';
 import { vanillaRows } from './vanilla.js';
 import { getPolicyLoss, policyLoss, resolveBatch } from './registry.js';
 import type { PolicyLossBatch, PolicyLossOptions, PolicyLossResult } from './types.js';
@@ -68,7 +69,7 @@ export interface ParallelPolicyLoss {
 }
 
 /** Loss modes with a parallel kernel. */
-const PARALLEL_MODES = new Set(['vanilla']);
+const PARALLEL_MODES = new Set(['vanilla', 'eighty-twenty']);
 
 interface StagedField {
   sab: SharedArrayBuffer;
@@ -81,7 +82,7 @@ interface Slot {
   port: MessagePort;
   ctl: Int32Array;
   params: Float64Array;
-  fields: Record<'oldLogProbs' | 'logProbs' | 'advantages' | 'mask' | 'rolloutIsWeights', StagedField | null>;
+  fields: Record<'oldLogProbs' | 'logProbs' | 'advantages' | 'mask' | 'rolloutIsWeights' | 'aggMask', StagedField | null>;
   grad: SharedArrayBuffer | null;
   rowCoef: SharedArrayBuffer | null;
   rowSums: SharedArrayBuffer | null;
@@ -128,26 +129,28 @@ interface FlatBatch {
   advantages: FloatArray;
   mask: FloatArray;
   rolloutIsWeights: FloatArray | null;
+  entropy: FloatArray | null;
 }
 
 /**
  * The batch's arrays when every field is a flat `Float32Array` / `Float64Array` of the right length under
- * `batch.shape` and there is no `entropy` (the case the workers handle; the value checks then run in parallel).
- * Null for anything else, which goes to the reference and its validation.
+ * `batch.shape` (the case the workers handle; the value checks then run in parallel), with `entropy` only for
+ * `eighty-twenty`. Null for anything else, which goes to the reference and its validation.
  */
-function flatBatch(batch: PolicyLossBatch): FlatBatch | null {
-  if (batch == null || typeof batch !== 'object' || !batch.shape || batch.entropy != null) return null;
+function flatBatch(batch: PolicyLossBatch, wantsEntropy: boolean): FlatBatch | null {
+  if (batch == null || typeof batch !== 'object' || !batch.shape || (batch.entropy != null) !== wantsEntropy) return null;
   const shape = batch.shape;
   const typed = (v: unknown): v is FloatArray => v instanceof Float32Array || v instanceof Float64Array;
   const { oldLogProbs, logProbs, advantages, responseMask } = batch;
   const w = batch.rolloutIsWeights ?? null;
-  if (!typed(oldLogProbs) || !typed(logProbs) || !typed(advantages) || !typed(responseMask) || (w !== null && !typed(w))) return null;
+  const h = batch.entropy ?? null;
+  if (!typed(oldLogProbs) || !typed(logProbs) || !typed(advantages) || !typed(responseMask) || (w !== null && !typed(w)) || (h !== null && !typed(h))) return null;
   try {
     const m = toMatrix(responseMask, 'responseMask', shape);
-    for (const [v, name] of [[oldLogProbs, 'oldLogProbs'], [logProbs, 'logProbs'], [advantages, 'advantages'], [w, 'rolloutIsWeights']] as const) {
+    for (const [v, name] of [[oldLogProbs, 'oldLogProbs'], [logProbs, 'logProbs'], [advantages, 'advantages'], [w, 'rolloutIsWeights'], [h, 'entropy']] as const) {
       if (v !== null) toMatrix(v, name, shape);
     }
-    return { B: m.rows, T: m.cols, oldLogProbs, logProbs, advantages, mask: responseMask, rolloutIsWeights: w };
+    return { B: m.rows, T: m.cols, oldLogProbs, logProbs, advantages, mask: responseMask, rolloutIsWeights: w, entropy: h };
   } catch {
     return null;
   }
@@ -181,7 +184,7 @@ export function createParallelPolicyLoss(options: ParallelPolicyLossOptions = {}
           port: port1,
           ctl: new Int32Array(ctlSab),
           params: new Float64Array(paramsSab),
-          fields: { oldLogProbs: null, logProbs: null, advantages: null, mask: null, rolloutIsWeights: null },
+          fields: { oldLogProbs: null, logProbs: null, advantages: null, mask: null, rolloutIsWeights: null, aggMask: null },
           grad: null,
           rowCoef: null,
           rowSums: null,
@@ -233,8 +236,8 @@ export function createParallelPolicyLoss(options: ParallelPolicyLossOptions = {}
     return slots.map((slot) => {
       slot.params[6] = phase;
       if (slot.dirty) {
-        const { oldLogProbs, logProbs, advantages, mask, rolloutIsWeights } = slot.fields;
-        slot.port.postMessage({ oldLogProbs, logProbs, advantages, mask, rolloutIsWeights, grad: slot.grad, rowCoef: slot.rowCoef, rowSums: slot.rowSums });
+        const { oldLogProbs, logProbs, advantages, mask, rolloutIsWeights, aggMask } = slot.fields;
+        slot.port.postMessage({ oldLogProbs, logProbs, advantages, mask, rolloutIsWeights, aggMask, grad: slot.grad, rowCoef: slot.rowCoef, rowSums: slot.rowSums });
         Atomics.store(slot.ctl, 3, 1);
         slot.dirty = false;
       }
@@ -254,7 +257,8 @@ export function createParallelPolicyLoss(options: ParallelPolicyLossOptions = {}
     // Validation in policyLoss's order (mode, config, batch, gradInto), so the errors are the reference's.
     const entry = getPolicyLoss(lossMode);
     const resolved = resolvePolicyLossConfig(config);
-    const flat = flatBatch(batch);
+    const eightyTwenty = entry.name === 'eighty-twenty';
+    const flat = flatBatch(batch, eightyTwenty);
     if (!alive || slots.some((s) => s.failed) || !PARALLEL_MODES.has(entry.name) || !flat || flat.B * flat.T < minTokens || flat.B < threads) {
       return policyLoss(lossMode, batch, config, opts);
     }
@@ -312,12 +316,28 @@ export function createParallelPolicyLoss(options: ParallelPolicyLossOptions = {}
       const into = opts?.gradInto;
       if (into != null) {
         checkGradInto(into, n);
-        const inputs = [flat.oldLogProbs, flat.logProbs, flat.advantages, flat.mask, flat.rolloutIsWeights];
+        const inputs = [flat.oldLogProbs, flat.logProbs, flat.advantages, flat.mask, flat.rolloutIsWeights, flat.entropy];
         if (inputs.some((x) => x === into)) throw new ShapeError('gradInto: must not be one of the batch arrays (inputs are never written)', 'gradInto');
       }
+      // eighty-twenty: the main thread selects over the whole batch (the reference's selectTopEntropy), then every
+      // thread runs vanillaRows with its range of the selection as the aggregation mask.
+      let aggMask: Float64Array | null = null;
+      let aggLengths: Float64Array = lengths;
+      if (eightyTwenty) {
+        const h = flat.entropy as FloatArray;
+        if (!finiteAtValid(h, flat.mask, n)) {
+          resolveBatch(batch); // throws the reference's error
+          return policyLoss(lossMode, batch, config, opts);
+        }
+        aggMask = selectTopEntropy(h, flat.mask, resolved.entropyTopRatio, scratch('parallelTop', n)) as Float64Array;
+        aggLengths = rowLengths({ data: aggMask, rows: B, cols: T });
+        const sel = aggMask;
+        slots.forEach((slot, w) => stage(slot, 'aggMask', sel, (bounds[w + 1] as number) * T, (bounds[w + 2] as number) * T));
+      }
+      for (const slot of slots) slot.params[7] = aggMask ? 1 : 0;
       // Phase 2: the loss, its gradient and the partial sums.
       const mode = resolved.lossAggMode ?? (entry.defaultAggMode === 'row-mean' ? 'token-mean' : entry.defaultAggMode);
-      const rowCoef = aggregationCoefficients(lengths, T, mode, resolved.globalBatchInfo);
+      const rowCoef = aggregationCoefficients(aggLengths, T, mode, resolved.globalBatchInfo);
       slots.forEach((slot, w) => {
         const r0 = bounds[w + 1] as number;
         const r1 = bounds[w + 2] as number;
@@ -338,6 +358,7 @@ export function createParallelPolicyLoss(options: ParallelPolicyLossOptions = {}
           mask: flat.mask.subarray(0, mk),
           rolloutIsWeights: flat.rolloutIsWeights ? flat.rolloutIsWeights.subarray(0, mk) : null,
           rowCoef: rowCoef.subarray(0, m1),
+          aggMask: aggMask ? aggMask.subarray(0, mk) : null,
         },
         resolved,
         { grad: grad.subarray(0, mk), lossMat: null, rowSums: rowSums.subarray(0, m1), sums },

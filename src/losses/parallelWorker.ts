@@ -7,7 +7,8 @@
  * Control words (`ctl`): 0 = request sequence (main increments), 1 = done sequence (worker stores), 2 = command
  * (0 run, 1 stop), 3 = new-buffers flag, 4 = error flag. Params (`params`, float64): 0 rows, 1 T, 2 clipRatioLow,
  * 3 clipRatioHigh, 4 clipRatioC, 5 has IS weights, 6 phase (1 = validate into `rowSums` as row lengths, 2 =
- * compute); outputs: 8..11 the range's raw metric sums, 12 = 1 when the range validated.
+ * compute), 7 has an aggregation mask (eighty-twenty's selection); outputs: 8..11 the range's raw metric sums,
+ * 12 = 1 when the range validated.
  *
  * @module
  */
@@ -30,6 +31,7 @@ interface Staging {
   advantages: StagedField;
   mask: StagedField;
   rolloutIsWeights: StagedField | null;
+  aggMask: StagedField | null;
   grad: SharedArrayBuffer;
   rowCoef: SharedArrayBuffer;
   rowSums: SharedArrayBuffer;
@@ -72,8 +74,9 @@ for (;;) {
       const config = resolvePolicyLossConfig({ clipRatioLow: params[2], clipRatioHigh: params[3], clipRatioC: params[4] });
       const sums = new Float64Array(data.params, 8 * 8, 4);
       const rowCoef = new Float64Array(staging.rowCoef, 0, rows);
+      const aggMask = params[7] === 1 && staging.aggMask ? view(staging.aggMask, n) : null;
       vanillaRows(
-        { rows, T, oldLogProbs: olp, logProbs: lp, advantages: adv, mask, rolloutIsWeights: w, rowCoef },
+        { rows, T, oldLogProbs: olp, logProbs: lp, advantages: adv, mask, rolloutIsWeights: w, rowCoef, aggMask },
         config,
         { grad: new Float64Array(staging.grad, 0, n), lossMat: null, rowSums, sums },
       );
