@@ -57,7 +57,7 @@ export interface ParallelPolicyLoss {
    * rejections of the returned promise, with the reference's class, code and message), the same gradient bit for bit, the
    * same loss bit for bit (row sums combined in row order) and the same counts; `actor/ppo_kl` sums its ranges
    * separately, so it may differ from the reference in the last bits. Modes without a parallel kernel (all but
-   * `vanilla`), small batches and an instance whose workers could not start run the reference.
+   * `vanilla` and `eighty-twenty`), small batches and an instance whose workers could not start run the reference.
    */
   policyLoss(lossMode: string, batch: PolicyLossBatch, config?: PolicyLossConfig, options?: PolicyLossOptions): Promise<PolicyLossResult>;
   /** Terminate the workers (afterwards calls run the single-thread reference). */
