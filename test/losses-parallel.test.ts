@@ -194,7 +194,8 @@ describe('createParallelPolicyLoss', () => {
           const rnd = mulberry32(seed);
           // quantised entropies: many ties at the cut, NaN garbage at masked positions
           const m = b.responseMask as Float64Array | Float32Array;
-          const ent = (f32 ? Float32Array : Float64Array).from({ length: 41 * 47 }, (_, k) => (m[k] !== 0 ? Math.floor(rnd() * 9) / 4 : Number.NaN));
+          const ent = f32 ? new Float32Array(41 * 47) : new Float64Array(41 * 47);
+          for (let k = 0; k < ent.length; k++) ent[k] = m[k] !== 0 ? Math.floor(rnd() * 9) / 4 : Number.NaN;
           const batch = { ...b, entropy: ent };
           const config = { ...DAPO, entropyTopRatio: 0.3, ...(lossAggMode ? { lossAggMode } : {}) };
           const before = par.lastTimings;
