@@ -26,8 +26,8 @@ struct Params {
   klCoef: f32,     // kl_cov: ppo_kl_coef
   epsLow: f32,     // geo_mean: log-space bounds
   epsHigh: f32,
-  _f1: f32,
-  _f2: f32,
+  cutKey: u32,     // eighty-twenty on the GPU (SEL_TOPK): the k-th largest entropy's key (topk.wgsl's sortKey)
+  cutIdx: u32,     // and the highest global index of the ties at that key that are selected
   _f3: f32,
 }
 
@@ -47,4 +47,12 @@ fn b2f(b: vec4<bool>) -> vec4f {
 
 fn nonFinite(x: vec4f) -> vec4<bool> {
   return (bitcast<vec4u>(x) & vec4u(0x7f800000u)) == vec4u(0x7f800000u);
+}
+
+// An unsigned key with the order of the floats (finite ones; −0 and +0 share a key): negative values flip every
+// bit, the others set the sign bit.
+fn sortKey(x: vec4f) -> vec4u {
+  var b = bitcast<vec4u>(x);
+  b = select(b, vec4u(0u), b == vec4u(0x80000000u));
+  return select(b | vec4u(0x80000000u), ~b, (b & vec4u(0x80000000u)) != vec4u(0u));
 }

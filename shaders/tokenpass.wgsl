@@ -14,6 +14,8 @@ override PER_ROW: bool = false;   // the aggregation coefficient is ROWS[row].w 
 override NEED_ROW: bool = false;  // `tok` reads the per-row value ROWS[row].x (gspo, geo_mean)
 override COUNT_COEF: bool = false; // token-mean's coefficient is P.coef0 / N, N = maskcount.wgsl's count at ROWS[P.countAt].x
 override MASK_CHECKED: bool = false; // the host or maskcount.wgsl already counted the mask and checked it is 0/1: skip both here
+override SEL_TOPK: bool = false;  // eighty-twenty selected on the GPU: AUX holds the entropies and the aggregation mask is
+                                  // key > P.cutKey, or key == P.cutKey at a global index ≤ P.cutIdx (topk.wgsl)
 
 // Eight storage bindings (WebGPU's default limit). AUX packs weight and selection in one float, the
 // selection in the sign bit (so −0.0 is an unselected zero weight): HAS_W only: w; HAS_SEL only: +1 / −1;
@@ -85,7 +87,11 @@ fn main(ri: RIn, @builtin(workgroup_id) wid: vec3u) {
         var w = vec4f(1.0);
         var sel = vec4f(1.0);
         var am = m;
-        if (HAS_W || HAS_SEL) {
+        if (SEL_TOPK) {
+          let key = sortKey(AUX[v]);
+          let gk = vec4u(P.base + v * 4u) + vec4u(0u, 1u, 2u, 3u);
+          am = m & ((key > vec4u(P.cutKey)) | ((key == vec4u(P.cutKey)) & (gk <= vec4u(P.cutIdx))));
+        } else if (HAS_W || HAS_SEL) {
           let x = AUX[v];
           if (HAS_SEL) {
             let on = (bitcast<vec4u>(x) & vec4u(0x80000000u)) == vec4u(0u);

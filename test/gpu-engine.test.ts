@@ -108,6 +108,71 @@ describe.skipIf(!engine)(`WebGPU engine (${reasonText})`, () => {
     expect(ticks).toBeGreaterThan(3);
   });
 
+  it('eighty-twenty selects on the GPU (radix select, lowest-index ties) exactly as the CPU reference', async () => {
+    const rnd = ((): (() => number) => {
+      let x = 7;
+      return () => ((x = (Math.imul(x, 1103515245) + 12345) >>> 0) / 2 ** 32);
+    })();
+    const withEntropy = (B: number, T: number, seed: number, gen: (k: number) => number): EnginePolicyLossBatch => {
+      const b = hostBatch(B, T, seed, false);
+      const ent = new Float32Array(B * T);
+      for (let k = 0; k < ent.length; k++) ent[k] = gen(k);
+      return { ...b, rolloutIsWeights: null, entropy: ent };
+    };
+    const cases: [string, EnginePolicyLossBatch, PolicyLossConfig][] = [
+      ['continuous', withEntropy(9, 203, 31, () => rnd() * 5), { entropyTopRatio: 0.2 }],
+      ['quantised (many ties at the cut)', withEntropy(9, 203, 32, () => Math.floor(rnd() * 6) / 2), { entropyTopRatio: 0.3 }],
+      ['all equal', withEntropy(5, 64, 33, () => 1.5), { entropyTopRatio: 0.2 }],
+      ['signs and zeros', withEntropy(6, 50, 34, (k) => [-0, 0, -2.5, 1e-30, -1e-30, 3e30][k % 6] as number), { entropyTopRatio: 0.45 }],
+      ['ratio 1 (every valid token)', withEntropy(4, 40, 35, () => rnd()), { entropyTopRatio: 1 }],
+      ['sum-norm, dp', withEntropy(7, 90, 36, () => Math.floor(rnd() * 4)), { entropyTopRatio: 0.2, lossAggMode: 'seq-mean-token-sum-norm' }],
+      ['token-mean, dpSize + batchNumTokens', withEntropy(7, 90, 37, () => rnd()), { entropyTopRatio: 0.25, globalBatchInfo: { dpSize: 4, batchNumTokens: 300 } }],
+      ['several workgroups', withEntropy(64, 2048, 38, () => Math.floor(rnd() * 50) / 7), { entropyTopRatio: 0.2 }],
+    ];
+    for (const [what, batch, cfg] of cases) sameResult(await e.policyLoss('eighty-twenty', batch, cfg), policyLoss('eighty-twenty', cpuBatch(batch), cfg), `eighty-twenty ${what}`);
+    // no valid token, and a single one
+    const none = withEntropy(3, 8, 39, () => 1);
+    (none.responseMask as Float32Array).fill(0);
+    sameResult(await e.policyLoss('eighty-twenty', none, {}), policyLoss('eighty-twenty', cpuBatch(none), {}), 'eighty-twenty none valid');
+    const single = withEntropy(3, 8, 40, () => 1);
+    (single.responseMask as Float32Array).fill(0);
+    (single.responseMask as Float32Array)[13] = 1;
+    sameResult(await e.policyLoss('eighty-twenty', single, {}), policyLoss('eighty-twenty', cpuBatch(single), {}), 'eighty-twenty one valid');
+    // a non-finite entropy at a valid position: the reference's error (host), a typed one (GPU-resident)
+    const bad = withEntropy(4, 30, 41, () => 1);
+    const at = (bad.responseMask as Float32Array).indexOf(1);
+    (bad.entropy as Float32Array)[at] = Number.POSITIVE_INFINITY;
+    const refErr = (() => {
+      try {
+        policyLoss('eighty-twenty', cpuBatch(bad), {});
+      } catch (err) {
+        return err as Error;
+      }
+      throw new Error('expected an error');
+    })();
+    await expect(e.policyLoss('eighty-twenty', bad, {})).rejects.toThrow(refErr.message);
+    // GPU-resident inputs, entropy included (the selection needs no host array any more)
+    const dev = e.gpu!.device;
+    const put = (a: Float32Array): GPUBuffer => {
+      const buf = dev.createBuffer({ size: Math.ceil(a.byteLength / 16) * 16, usage: BufferUsage.STORAGE | BufferUsage.COPY_DST });
+      dev.queue.writeBuffer(buf, 0, a.buffer, a.byteOffset, a.byteLength);
+      return buf;
+    };
+    const hb = cases[1]![1];
+    const bufs = [hb.oldLogProbs, hb.logProbs, hb.advantages, hb.responseMask, hb.entropy].map((a) => put(a as Float32Array));
+    const rb: EnginePolicyLossBatch = { oldLogProbs: bufs[0]!, logProbs: bufs[1]!, advantages: bufs[2]!, responseMask: bufs[3]!, entropy: bufs[4]!, shape: hb.shape };
+    const r = await e.policyLossGpu('eighty-twenty', rb, { entropyTopRatio: 0.3 });
+    const staging = dev.createBuffer({ size: r.gradBuffer.size, usage: BufferUsage.MAP_READ | BufferUsage.COPY_DST });
+    const enc = dev.createCommandEncoder();
+    enc.copyBufferToBuffer(r.gradBuffer, 0, staging, 0, staging.size);
+    dev.queue.submit([enc.finish()]);
+    await staging.mapAsync(MapMode.READ);
+    const grad = new Float32Array(staging.getMappedRange().slice(0, (hb.responseMask as Float32Array).byteLength));
+    staging.unmap();
+    sameResult({ ...r, grad }, policyLoss('eighty-twenty', cpuBatch(hb), { entropyTopRatio: 0.3 }), 'eighty-twenty resident');
+    for (const x of [...bufs, staging, r.gradBuffer]) x.destroy();
+  });
+
   it('writes into gradInto when given', async () => {
     const b = hostBatch(4, 9, 2, false);
     const into = new Float32Array(36).fill(7);

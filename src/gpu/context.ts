@@ -59,6 +59,10 @@ export interface KernelParams {
   epsLow?: number;
   /** geo_mean's log-space upper bound ε_high. */
   epsHigh?: number;
+  /** eighty-twenty on the GPU: the cut's key (shaders/common.wgsl `sortKey`), a u32. */
+  cutKey?: number;
+  /** eighty-twenty on the GPU: the highest global index of the selected ties at the cut, a u32. */
+  cutIdx?: number;
 }
 
 /** A 2D grid covering `nwg` workgroups within the per-dimension limit. */
@@ -251,6 +255,8 @@ export class GpuContext {
     f[14] = p.klCoef ?? 0;
     f[15] = p.epsLow ?? 0;
     f[16] = p.epsHigh ?? 0;
+    u[17] = p.cutKey ?? 0;
+    u[18] = p.cutIdx ?? 0;
     const buf = this.pool.acquire(BufferUsage.UNIFORM | BufferUsage.COPY_DST, PARAMS_BYTES, 'lumirag-params');
     this.device.queue.writeBuffer(buf, 0, ab);
     return buf;

@@ -39,12 +39,13 @@ import { ConfigError, GpuDeviceLostError, GpuError, GpuUnavailableError, ShapeEr
 import { getPolicyLoss, policyLoss as cpuPolicyLoss } from '../losses/registry.js';
 import { checkRolloutCorrectionConfig, rolloutCorrectionArrays } from '../losses/rolloutCorrection.js';
 import { METRIC, type PolicyLossBatch } from '../losses/types.js';
-import { isNested, type MatrixInput, nestedShape, type Shape2D } from '../matrix.js';
+import { checkFiniteAtValid, isNested, type MatrixInput, nestedShape, type Shape2D } from '../matrix.js';
 import { BufferUsage, roundUp } from './buffers.js';
 import { GpuContext, type Grid, type KernelParams } from './context.js';
 import { acquireDevice } from './device.js';
 import type { PipelineConstants } from './pipelineCache.js';
 import { clipCovCorr, klCovSelection, type SelectionInputs, topEntropyMask } from './selection.js';
+import { eightyTwentyCount } from '../losses/eightyTwenty.js';
 
 /** Which backend to use. `'auto'` picks WebGPU when an adapter exists, else the CPU. */
 export type BackendChoice = 'webgpu' | 'cpu' | 'auto';
@@ -586,6 +587,96 @@ class WebGpuEngine implements Engine {
     }
   }
 
+  private topkPipeline(collect: boolean): Promise<GPUComputePipeline> {
+    return this.gpu.pipeline('topk', () => this.gpu.source(['topk']), { VPT: this.gpu.vec4PerInvocation, COLLECT: collect });
+  }
+
+  /** Encode one pass of shaders/topk.wgsl over the n tokens (histogram or tie collection into `out`). */
+  private encodeTopKPass(
+    enc: GPUCommandEncoder,
+    pipe: GPUComputePipeline,
+    ent: GPUBuffer,
+    mask: GPUBuffer,
+    out: GPUBuffer,
+    n: number,
+    sel: { shift: number; mask: number; prefix: number },
+    temps: GPUBuffer[],
+  ): void {
+    const s = this.gpu.pool.acquire(BufferUsage.UNIFORM | BufferUsage.COPY_DST, 16, 'lumirag-select');
+    temps.push(s);
+    this.gpu.device.queue.writeBuffer(s, 0, new Uint32Array([sel.shift, sel.mask >>> 0, sel.prefix >>> 0, 0]));
+    for (const { base, cnt, nwg, g } of this.tokenChunks(n)) {
+      const u = this.gpu.uniform({ n: cnt, base, groupsX: g.x, nwg });
+      temps.push(u);
+      const win = (x: GPUBuffer): GPUBufferBinding => ({ buffer: x, offset: base * 4, size: roundUp(Math.max(cnt, 4) * 4, 16) });
+      this.gpu.dispatch(enc, pipe, [{ buffer: u }, { buffer: s }, win(ent), win(mask), { buffer: out }], g);
+    }
+  }
+
+  /**
+   * eighty-twenty's selection on the GPU (shaders/topk.wgsl): k = eightyTwentyCount(valid tokens, ratio), and the
+   * cut such that the selected tokens are those whose entropy key is above `cutKey`, or equal to it at a global
+   * index ≤ `cutIdx` (the lowest-index ties, as the CPU reference takes them). A radix select over the 32-bit keys
+   * in three histogram passes (12, 12, 8 bits), each read back (16 KiB) and walked from the top on the host, then,
+   * when only some of the ties at the cut are taken, one pass that collects their indices. `nonFinite` counts valid
+   * tokens with a non-finite entropy (then nothing else is meaningful).
+   */
+  private async selectTopK(
+    ent: GPUBuffer,
+    mask: GPUBuffer,
+    n: number,
+    ratio: number,
+    temps: GPUBuffer[],
+  ): Promise<{ k: number; cutKey: number; cutIdx: number; nonFinite: number }> {
+    const NB = 4096;
+    const [histPipe, collectPipe] = await Promise.all([this.topkPipeline(false), this.topkPipeline(true)]);
+    const out = this.gpu.pool.acquire(BufferUsage.STORAGE | BufferUsage.COPY_SRC | BufferUsage.COPY_DST, (NB + 4) * 4, 'lumirag-topk');
+    temps.push(out);
+    let prefix = 0;
+    let r = 0;
+    let k = 0;
+    let ties = 0;
+    const levels = [
+      { shift: 20, mask: 0 },
+      { shift: 8, mask: 0xfff00000 },
+      { shift: 0, mask: 0xffffff00 },
+    ];
+    for (let li = 0; li < levels.length; li++) {
+      const { shift, mask: prefixMask } = levels[li] as { shift: number; mask: number };
+      const enc = this.gpu.device.createCommandEncoder();
+      enc.clearBuffer(out, 0, (NB + 4) * 4);
+      this.encodeTopKPass(enc, histPipe, ent, mask, out, n, { shift, mask: prefixMask, prefix: prefix & prefixMask }, temps);
+      const [h] = await this.gpu.readback(enc, [{ buffer: out, bytes: (NB + 1) * 4 }], n);
+      const c = new Uint32Array((h as Float32Array).buffer, (h as Float32Array).byteOffset, NB + 1);
+      if (li === 0) {
+        const nonFinite = c[NB] as number;
+        if (nonFinite > 0) return { k: 0, cutKey: 0, cutIdx: 0, nonFinite };
+        let m = 0;
+        for (let b = 0; b < NB; b++) m += c[b] as number;
+        k = eightyTwentyCount(m, ratio);
+        if (k === 0) return { k, cutKey: 0xffffffff, cutIdx: 0, nonFinite: 0 }; // nothing selected
+        if (k === m) return { k, cutKey: 0, cutIdx: 0xffffffff, nonFinite: 0 }; // every valid token
+        r = k;
+      }
+      let b = NB - 1;
+      let above = 0;
+      while (above + (c[b] as number) < r) above += c[b--] as number;
+      r -= above;
+      prefix = ((prefix & ~((NB - 1) << shift)) | (b << shift)) >>> 0;
+      ties = c[b] as number;
+    }
+    if (r === ties) return { k, cutKey: prefix, cutIdx: 0xffffffff, nonFinite: 0 }; // every tie at the cut
+    const idx = this.gpu.pool.acquire(BufferUsage.STORAGE | BufferUsage.COPY_SRC | BufferUsage.COPY_DST, roundUp((ties + 1) * 4, 16), 'lumirag-topk-ties');
+    temps.push(idx);
+    const enc = this.gpu.device.createCommandEncoder();
+    enc.clearBuffer(idx, 0, 16);
+    this.encodeTopKPass(enc, collectPipe, ent, mask, idx, n, { shift: 0, mask: 0xffffffff, prefix }, temps);
+    const [got] = await this.gpu.readback(enc, [{ buffer: idx, bytes: (ties + 1) * 4 }], n);
+    const all = new Uint32Array((got as Float32Array).buffer, (got as Float32Array).byteOffset, ties + 1);
+    const at = all.subarray(1, 1 + (all[0] as number)).slice().sort();
+    return { k, cutKey: prefix, cutIdx: at[r - 1] as number, nonFinite: 0 };
+  }
+
   private static slots(n: number, gpu: GpuContext): number {
     const tpw = gpu.tokensPerWorkgroup;
     const chunk = Math.floor(gpu.maxBindingFloats / tpw) * tpw;
@@ -707,6 +798,7 @@ class WebGpuEngine implements Engine {
         return { oldLogProbs: h(olp, 'oldLogProbs'), logProbs: h(lp, 'logProbs'), advantages: h(adv, 'advantages'), mask: h(mask, 'responseMask'), n };
       };
       let aggMaskHost: Float32Array | null = null;
+      let gpuTopK: Field | null = null;
       let extraMetrics: Record<string, number> | null = null;
       if (lossMode === 'bypass_mode') {
         // The rollout correction (IS weights, rejection mask, diagnostics) runs on the host in float64 with the
@@ -738,11 +830,19 @@ class WebGpuEngine implements Engine {
         if (!(cfg.klCovRatio > 0)) throw new ConfigError(`klCovRatio must be > 0 for kl_cov (verl asserts it), got ${cfg.klCovRatio}`, 'klCovRatio');
         sel = klCovSelection(selectionInputs(), cfg.klCovRatio);
       } else if (lossMode === 'eighty-twenty') {
-        const si = selectionInputs();
         if (batch.entropy == null) throw new ShapeError('batch.entropy is required by eighty-twenty', 'entropy');
         const ent = this.field(batch.entropy, 'entropy', shape);
         fields.push(ent);
-        if ('buffer' in ent) throw new ConfigError('eighty-twenty: entropy must be a host array (its selection step runs on the CPU)', 'entropy');
+        const agg0 = cfg.lossAggMode ?? spec.defaultAgg;
+        if (w === null && (agg0 === 'token-mean' || agg0 === 'seq-mean-token-sum-norm')) {
+          gpuTopK = ent; // selected on the GPU below (shaders/topk.wgsl); host or GPU-resident entropies
+        }
+      }
+      if (lossMode === 'eighty-twenty' && gpuTopK === null) {
+        // with IS weights or per-row coefficients: the host selection (AUX carries the weights; rows need counts)
+        const si = selectionInputs();
+        const ent = fields[fields.length - 1] as Field;
+        if ('buffer' in ent) throw new ConfigError('eighty-twenty: entropy must be a host array with rolloutIsWeights or a seq-mean-token-sum / seq-mean-token-mean mode (that selection runs on the CPU)', 'entropy');
         const selArr = this.gpu.pool.acquireHost(n); // pooled: fresh memory costs more than the selection
         fields.push({ host: selArr.subarray(0, n), scratch: selArr });
         sel = topEntropyMask(ent.host, si.mask, n, cfg.entropyTopRatio, selArr.subarray(0, n));
@@ -756,13 +856,14 @@ class WebGpuEngine implements Engine {
       // tried: 0.8 ns/token slower at 2^23 on lavapipe.)
       const aggMode = spec.fixedAgg ? spec.defaultAgg : (cfg.lossAggMode ?? spec.defaultAgg);
       const gbi = cfg.globalBatchInfo;
-      const hostStep = aggMaskHost !== null || lossMode === 'bypass_mode' || spec.family === 'clip_cov' || spec.family === 'kl_cov';
+      const hostStep = aggMaskHost !== null || gpuTopK !== null || lossMode === 'bypass_mode' || spec.family === 'clip_cov' || spec.family === 'kl_cov';
       const knownCoef = !hostStep && (aggMode === 'seq-mean-token-sum-norm' || (aggMode === 'token-mean' && gbi.batchNumTokens !== undefined));
       // Token-mean over this batch (N = Σ m): the GPU counts N (shaders/maskcount.wgsl) and the token pass divides
       // by it, so neither a host mask scan nor a read-back of a resident mask's lengths is needed.
       const givenLengths = 'buffer' in mask && batch.rowLengths !== undefined;
       const gpuCount = !hostStep && !knownCoef && aggMode === 'token-mean' && !givenLengths;
-      const needLengths = !(knownCoef || gpuCount || aggMode === 'row-mean') || givenLengths;
+      // (the GPU selection's coefficient needs only the selected count k: set below)
+      const needLengths = gpuTopK === null && (!(knownCoef || gpuCount || aggMode === 'row-mean') || givenLengths);
       const lengths: Float64Array | null = !needLengths
         ? null
         : 'host' in mask
@@ -843,6 +944,22 @@ class WebGpuEngine implements Engine {
         bAux = this.gpu.upload(aux);
         temps.push(bAux);
       }
+      // eighty-twenty selected on the GPU: the token pass reads the entropies (AUX) against the cut.
+      let cut: { cutKey: number; cutIdx: number } | null = null;
+      if (gpuTopK) {
+        const bEnt = this.bind(gpuTopK, temps);
+        const r = await this.selectTopK(bEnt, bMask, n, cfg.entropyTopRatio, temps);
+        if (r.nonFinite > 0) {
+          if ('host' in gpuTopK && 'host' in mask) checkFiniteAtValid({ data: gpuTopK.host, rows: B, cols: T }, { data: mask.host, rows: B, cols: T }, 'entropy');
+          throw new ValueError('entropy: a non-finite value at a valid position', 'entropy');
+        }
+        cut = r;
+        bAux = bEnt;
+        if (aggMode === 'token-mean') {
+          const denom = gbi.batchNumTokens ?? r.k; // aggregationCoefficients' token-mean over the k selected tokens
+          coef0 = r.k === 0 || denom === 0 ? 0 : (gbi.dpSize ?? 1) / denom;
+        }
+      }
 
       const bGrad = this.gradTarget(n, toBuffer, gradBuffer, temps, owned);
       const slots = WebGpuEngine.slots(n, this.gpu);
@@ -862,11 +979,14 @@ class WebGpuEngine implements Engine {
         epsLow: cfg.clipRatioLow,
         epsHigh: cfg.clipRatioHigh,
         countAt: countByte / 16,
+        cutKey: cut?.cutKey ?? 0,
+        cutIdx: cut?.cutIdx ?? 0,
       };
       const tokenConsts: PipelineConstants = {
         HAS_W: hasW && !isGeo,
         HAS_SEL: sel !== null,
-        SEL_AGG: lossMode === 'eighty-twenty',
+        SEL_AGG: lossMode === 'eighty-twenty' && sel !== null,
+        SEL_TOPK: cut !== null,
         PER_ROW: perRow,
         NEED_ROW: needRows,
         COUNT_COEF: gpuCount,
