@@ -19,7 +19,8 @@
  *    the adapter has `subgroups`, a barrier tree otherwise).
  * 4. Host: add the partial sums in float64 → loss and metrics.
  * Batches above `maxStorageBufferBindingSize` run as several dispatches over binding windows.
- * The selection steps of clip_cov, kl_cov and eighty-twenty run on the host (src/gpu/selection.ts).
+ * The selection steps of clip_cov and kl_cov run on the host (src/gpu/selection.ts); eighty-twenty's runs on the GPU
+ * (shaders/topk.wgsl, `selectTopK`) except with IS weights or a seq-mean-token-sum / -mean mode (then on the host).
  *
  * ## Extending the engine (further kernels, e.g. GRPO normalisation or entropy)
  * A WebGPU engine exposes its {@link GpuContext} as `engine.gpu`: `gpu.device`, `gpu.source([...fragments])`

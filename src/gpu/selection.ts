@@ -2,7 +2,8 @@
  * The host-side selection steps of clip_cov, kl_cov and eighty-twenty, run in float64 on the (float32) inputs
  * before the GPU token pass. They are data-dependent top-k / candidate choices over the whole batch: the
  * engine uploads their outcome (clip_cov: a 0/1 `corr` folded into the weights; kl_cov: a 0/1 KL selection;
- * eighty-twenty: a 0/1 aggregation mask). Batches on the GPU must be read back for these modes.
+ * eighty-twenty: a 0/1 aggregation mask). Batches on the GPU must be read back for these modes. (eighty-twenty
+ * selects on the GPU itself, shaders/topk.wgsl, unless it has IS weights or per-row coefficients.)
  *
  * @module
  */
