@@ -9,12 +9,13 @@
  * ```
  *
  * ## How the WebGPU backend computes a policy loss
- * 1. Host: validate shapes, convert inputs to float32 (a caller's `Float32Array` is uploaded as is), count the
- *    row lengths L_i of the mask (a GPU-resident mask: a row-reduction kernel, read back), and compute the
- *    aggregation's per-row coefficients with {@link aggregationCoefficients} in float64 — every agg mode is
- *    linear, d loss / d ℓ_it = m_it·coef_i.
- * 2. Row pass (gspo, geo_mean): shaders/rowreduce.wgsl, one workgroup per row.
- * 3. Token pass: shaders/tokenpass.wgsl with the family's `tok` (vanilla.wgsl, …): 64 or 128 tokens per invocation,
+ * 1. Host: validate shapes, convert inputs to float32 (a caller's `Float32Array` is uploaded as is), and compute
+ *    the aggregation's per-row coefficients with {@link aggregationCoefficients} in float64 — every agg mode is
+ *    linear, d loss / d ℓ_it = m_it·coef_i. Per-row modes need the row lengths L_i (a host mask: one scan; a
+ *    GPU-resident mask: a row-reduction kernel, read back, unless `rowLengths` is given); token-mean over the
+ *    batch needs only N = Σ L_i, which shaders/maskcount.wgsl counts on the GPU (the token pass divides by it).
+ * 2. Row pass (gspo, geo_mean): shaders/rowreduce.wgsl, one workgroup per row. eighty-twenty: shaders/topk.wgsl.
+ * 3. Token pass: shaders/tokenpass.wgsl with the family's `tok` (vanilla.wgsl, …): 64 to 512 tokens per invocation,
  *    vec4 loads, writes coef·w·∂ℓ/∂lp and one slot of partial sums per workgroup (subgroupAdd reductions when
  *    the adapter has `subgroups`, a barrier tree otherwise).
  * 4. Host: add the partial sums in float64 → loss and metrics.
