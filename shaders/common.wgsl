@@ -28,7 +28,7 @@ struct Params {
   epsHigh: f32,
   cutKey: u32,     // eighty-twenty on the GPU (SEL_TOPK): the k-th largest entropy's key (topk.wgsl's sortKey)
   cutIdx: u32,     // and the highest global index of the ties at that key that are selected
-  _f3: f32,
+  rowVec4: u32,    // 1 when T % 4 == 0 (chunks start at multiples of 4): the token pass looks a vec4's row up once
 }
 
 // What a family's `tok` returns for 4 tokens: the loss ℓ, ∂ℓ/∂lp, and three metric terms (summed over the

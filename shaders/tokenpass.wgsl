@@ -70,7 +70,16 @@ fn main(ri: RIn, @builtin(workgroup_id) wid: vec3u) {
         accN += dot(select(vec4f(0.0), o + l + a, m), ONE4);
         var coef = vec4f(c0);
         var rv = vec4f(0.0);
-        if (PER_ROW || NEED_ROW) {
+        if ((PER_ROW || NEED_ROW) && P.rowVec4 != 0u) {
+          // T % 4 == 0 (a uniform, so a new shape never recompiles): the four tokens of a vec4 share one row
+          let r0 = ROWS[min((P.base + v * 4u) / P.T, P.B - 1u)];
+          if (PER_ROW) {
+            coef = vec4f(r0.w);
+          }
+          if (NEED_ROW) {
+            rv = vec4f(r0.x);
+          }
+        } else if (PER_ROW || NEED_ROW) {
           let k = vec4u(v * 4u) + vec4u(0u, 1u, 2u, 3u);
           let row = min((k + vec4u(P.base)) / vec4u(P.T), vec4u(P.B - 1u));
           let r0 = ROWS[row.x];

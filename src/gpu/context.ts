@@ -63,6 +63,8 @@ export interface KernelParams {
   cutKey?: number;
   /** eighty-twenty on the GPU: the highest global index of the selected ties at the cut, a u32. */
   cutIdx?: number;
+  /** 1 when T % 4 == 0: the token pass looks up each vec4's row once (it is the same for all four tokens). */
+  rowVec4?: number;
 }
 
 /** A 2D grid covering `nwg` workgroups within the per-dimension limit. */
@@ -257,6 +259,7 @@ export class GpuContext {
     f[16] = p.epsHigh ?? 0;
     u[17] = p.cutKey ?? 0;
     u[18] = p.cutIdx ?? 0;
+    u[19] = p.rowVec4 ?? 0;
     const buf = this.pool.acquire(BufferUsage.UNIFORM | BufferUsage.COPY_DST, PARAMS_BYTES, 'lumirag-params');
     this.device.queue.writeBuffer(buf, 0, ab);
     return buf;

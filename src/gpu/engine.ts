@@ -983,6 +983,7 @@ class WebGpuEngine implements Engine {
         countAt: countByte / 16,
         cutKey: cut?.cutKey ?? 0,
         cutIdx: cut?.cutIdx ?? 0,
+        rowVec4: T % 4 === 0 ? 1 : 0,
       };
       const tokenConsts: PipelineConstants = {
         HAS_W: hasW && !isGeo,
@@ -1141,7 +1142,7 @@ class WebGpuEngine implements Engine {
       temps.push(bPart);
       const pipe = await this.tokenPipeline('agg', { HAS_W: false, HAS_SEL: false, SEL_AGG: false, PER_ROW: perRow, NEED_ROW: false });
       const enc = this.gpu.device.createCommandEncoder();
-      this.encodeTokenPass(enc, pipe, { olp: bL, lp: bL, adv: bL, mask: bM, aux: null, rows: bRows, grad: bGrad }, bPart, n, { T, B, coef0: perRow ? 1 : (coef[0] ?? 0) }, temps);
+      this.encodeTokenPass(enc, pipe, { olp: bL, lp: bL, adv: bL, mask: bM, aux: null, rows: bRows, grad: bGrad }, bPart, n, { T, B, coef0: perRow ? 1 : (coef[0] ?? 0), rowVec4: T % 4 === 0 ? 1 : 0 }, temps);
       const regions: { buffer: GPUBuffer; bytes: number; into?: Float32Array }[] = [{ buffer: bPart, bytes: slots * 32 }];
       const gradArr = this.gradRegion(regions, bGrad, n, toBuffer, gradInto);
       const out = await this.gpu.readback(enc, regions, n, `agg:${'host' in l ? 'host' : 'resident'}:${toBuffer ? 'buffer' : 'array'}`);
