@@ -3,7 +3,7 @@
  * CPU and WebGPU (bench/losses.ts), verl's own formulation in PyTorch on CPU (bench/torch_baseline.py, 2 threads,
  * jemalloc preloaded), the entropy kernel (bench/entropy.ts) and the reward bridge (bench/bridge.ts).
  *
- *   npm run bench -- [--sizes 16,20,23,24] [--reps 3] [--quick] [--json out.json] [--only losses,torch,entropy,bridge]
+ *   npm run bench -- [--sizes 16,20,23,24] [--reps 3] [--quick] [--json out.json] [--only losses,torch,seeds,entropy,bridge]
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -141,6 +141,7 @@ async function main(): Promise<void> {
   if (losses && yi >= 0) for (const r of losses.rows) yard.set(String(r[0]), Number(r[yi]));
   if (want('torch')) add(losses ? torchFromLosses(losses) : await torchSection(yard));
   if (want('losses') && want('torch')) add(comparison(sections));
+  add(await section('seeds', 'seeds.ts'));
   add(await section('entropy', 'entropy.ts'));
   add(await section('bridge', 'bridge.ts'));
   const json = arg('json');
