@@ -90,6 +90,11 @@ const gentleWait: (<T>(p: Promise<T>) => Promise<T>) | null = (() => {
   const g = globalThis as { process?: { versions?: { node?: string } }; setImmediate?: (f: () => void) => unknown };
   if (!g.process?.versions?.node || typeof g.setImmediate !== 'function' || typeof SharedArrayBuffer !== 'function') return null;
   const cell = new Int32Array(new SharedArrayBuffer(4));
+  try {
+    Atomics.wait(cell, 0, 0, 0); // a thread that may not block (a browser-like main thread) throws here
+  } catch {
+    return null;
+  }
   const turn = (): Promise<void> => new Promise((r) => g.setImmediate?.(r));
   return async <T>(p: Promise<T>): Promise<T> => {
     let done = false;
