@@ -6,15 +6,19 @@
 //                    OUT[4096] += valid tokens whose entropy is not finite (the host then reports them)
 //   COLLECT = true:  OUT[0] counts and OUT[1 + i] receives the global index of each valid token whose key matches
 //                    S.prefix under S.mask (the cut's ties; order unspecified, the host sorts them)
+//   BY_INDEX = true: the histogram's keys are ~(global index) of the valid tokens whose entropy key is S.cut, so a
+//                    radix select over them finds the r-th lowest index among the ties (when too many ties to
+//                    collect into one binding)
 
 override COLLECT: bool = false;
+override BY_INDEX: bool = false;
 const NBINS: u32 = 4096u;
 
 struct Select {
   shift: u32,
   mask: u32,
   prefix: u32,
-  _pad: u32,
+  cut: u32,
 }
 
 @group(0) @binding(0) var<uniform> P: Params;
@@ -44,8 +48,13 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
         let kk = vec4u(v * 4u) + vec4u(0u, 1u, 2u, 3u);
         let valid = (MASK[v] != vec4f(0.0)) & (kk < vec4u(P.n));
         let e = ENT[v];
-        let key = sortKey(e);
-        let hit = valid & ((key & vec4u(S.mask)) == vec4u(S.prefix));
+        var key = sortKey(e);
+        var live = valid;
+        if (BY_INDEX) {
+          live = valid & (key == vec4u(S.cut));
+          key = ~(vec4u(P.base) + kk);
+        }
+        let hit = live & ((key & vec4u(S.mask)) == vec4u(S.prefix));
         if (any(hit)) {
           for (var c = 0u; c < 4u; c++) {
             if (hit[c]) {

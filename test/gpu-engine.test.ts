@@ -279,6 +279,14 @@ describe.skipIf(!engine)(`chunked dispatches over small binding windows (${reaso
         const c = policyLoss(mode, cpuBatch(b), cfg);
         sameResult(g, c, `chunked ${mode}`);
       }
+      // eighty-twenty without IS weights selects on the GPU: its histogram and tie passes span the windows too
+      const nw = { ...b, rolloutIsWeights: null };
+      for (const cfg of [{ entropyTopRatio: 0.2 }, { entropyTopRatio: 0.35, lossAggMode: 'seq-mean-token-sum-norm' as const }]) {
+        sameResult(await small.policyLoss('eighty-twenty', nw, cfg), policyLoss('eighty-twenty', cpuBatch(nw), cfg), 'chunked eighty-twenty (GPU selection)');
+      }
+      // more ties at the cut than one (small) binding holds: the lowest-index ties by a radix select over indices
+      const tied = { ...nw, entropy: new Float32Array(37 * 333).fill(1.5) };
+      sameResult(await small.policyLoss('eighty-twenty', tied, { entropyTopRatio: 0.2 }), policyLoss('eighty-twenty', cpuBatch(tied), { entropyTopRatio: 0.2 }), 'chunked eighty-twenty, all tied');
       const ga = await small.aggLoss(b.logProbs, b.responseMask, 'seq-mean-token-mean', {}, [37, 333]);
       const ca = await (await createEngine({ backend: 'cpu' })).aggLoss(b.logProbs as Float32Array, b.responseMask as Float32Array, 'seq-mean-token-mean', {}, [37, 333]);
       expectClose(ga.loss, ca.loss, GPU_TOL, 1, 'agg loss');

@@ -291,6 +291,15 @@ export const GPU_LOSS_MODES: Readonly<Record<string, ModeSpec>> = {
 /** A `[B·T]` input resolved for the GPU: host float32 values, or a caller's buffer. */
 type Field = { host: Float32Array; scratch: Float32Array | null } | { buffer: GPUBuffer };
 
+/** Histogram bins of shaders/topk.wgsl. */
+const TOPK_BINS = 4096;
+/** The radix select's levels over 32-bit keys: 12, 12 and 8 bits, each under the prefix fixed so far. */
+const TOPK_LEVELS: readonly { shift: number; mask: number }[] = [
+  { shift: 20, mask: 0 },
+  { shift: 8, mask: 0xfff00000 },
+  { shift: 0, mask: 0xffffff00 },
+];
+
 interface PartialSums {
   loss: number;
   m0: number;
@@ -589,8 +598,8 @@ class WebGpuEngine implements Engine {
     }
   }
 
-  private topkPipeline(collect: boolean): Promise<GPUComputePipeline> {
-    return this.gpu.pipeline('topk', () => this.gpu.source(['topk']), { VPT: this.gpu.vec4PerInvocation, COLLECT: collect });
+  private topkPipeline(collect: boolean, byIndex = false): Promise<GPUComputePipeline> {
+    return this.gpu.pipeline('topk', () => this.gpu.source(['topk']), { VPT: this.gpu.vec4PerInvocation, COLLECT: collect, BY_INDEX: byIndex });
   }
 
   /** Encode one pass of shaders/topk.wgsl over the n tokens (histogram or tie collection into `out`). */
@@ -601,12 +610,12 @@ class WebGpuEngine implements Engine {
     mask: GPUBuffer,
     out: GPUBuffer,
     n: number,
-    sel: { shift: number; mask: number; prefix: number },
+    sel: { shift: number; mask: number; prefix: number; cut?: number },
     temps: GPUBuffer[],
   ): void {
     const s = this.gpu.pool.acquire(BufferUsage.UNIFORM | BufferUsage.COPY_DST, 16, 'lumirag-select');
     temps.push(s);
-    this.gpu.device.queue.writeBuffer(s, 0, new Uint32Array([sel.shift, sel.mask >>> 0, sel.prefix >>> 0, 0]));
+    this.gpu.device.queue.writeBuffer(s, 0, new Uint32Array([sel.shift, sel.mask >>> 0, sel.prefix >>> 0, (sel.cut ?? 0) >>> 0]));
     for (const { base, cnt, nwg, g } of this.tokenChunks(n)) {
       const u = this.gpu.uniform({ n: cnt, base, groupsX: g.x, nwg });
       temps.push(u);
@@ -620,8 +629,9 @@ class WebGpuEngine implements Engine {
    * cut such that the selected tokens are those whose entropy key is above `cutKey`, or equal to it at a global
    * index ≤ `cutIdx` (the lowest-index ties, as the CPU reference takes them). A radix select over the 32-bit keys
    * in three histogram passes (12, 12, 8 bits), each read back (16 KiB) and walked from the top on the host, then,
-   * when only some of the ties at the cut are taken, one pass that collects their indices. `nonFinite` counts valid
-   * tokens with a non-finite entropy (then nothing else is meaningful).
+   * when only some of the ties at the cut are taken, one pass that collects their indices (or, with more ties than
+   * one binding holds, a second radix select over their indices). `nonFinite` counts valid tokens with a non-finite
+   * entropy (then nothing else is meaningful).
    */
   private async selectTopK(
     ent: GPUBuffer,
@@ -630,53 +640,79 @@ class WebGpuEngine implements Engine {
     ratio: number,
     temps: GPUBuffer[],
   ): Promise<{ k: number; cutKey: number; cutIdx: number; nonFinite: number }> {
-    const NB = 4096;
-    const [histPipe, collectPipe] = await Promise.all([this.topkPipeline(false), this.topkPipeline(true)]);
-    const out = this.gpu.pool.acquire(BufferUsage.STORAGE | BufferUsage.COPY_SRC | BufferUsage.COPY_DST, (NB + 4) * 4, 'lumirag-topk');
+    const out = this.gpu.pool.acquire(BufferUsage.STORAGE | BufferUsage.COPY_SRC | BufferUsage.COPY_DST, (TOPK_BINS + 4) * 4, 'lumirag-topk');
     temps.push(out);
-    let prefix = 0;
-    let r = 0;
     let k = 0;
-    let ties = 0;
-    const levels = [
-      { shift: 20, mask: 0 },
-      { shift: 8, mask: 0xfff00000 },
-      { shift: 0, mask: 0xffffff00 },
-    ];
-    for (let li = 0; li < levels.length; li++) {
-      const { shift, mask: prefixMask } = levels[li] as { shift: number; mask: number };
-      const enc = this.gpu.device.createCommandEncoder();
-      enc.clearBuffer(out, 0, (NB + 4) * 4);
-      this.encodeTopKPass(enc, histPipe, ent, mask, out, n, { shift, mask: prefixMask, prefix: prefix & prefixMask }, temps);
-      const [h] = await this.gpu.readback(enc, [{ buffer: out, bytes: (NB + 1) * 4 }], n);
-      const c = new Uint32Array((h as Float32Array).buffer, (h as Float32Array).byteOffset, NB + 1);
-      if (li === 0) {
-        const nonFinite = c[NB] as number;
-        if (nonFinite > 0) return { k: 0, cutKey: 0, cutIdx: 0, nonFinite };
-        let m = 0;
-        for (let b = 0; b < NB; b++) m += c[b] as number;
-        k = eightyTwentyCount(m, ratio);
-        if (k === 0) return { k, cutKey: 0xffffffff, cutIdx: 0, nonFinite: 0 }; // nothing selected
-        if (k === m) return { k, cutKey: 0, cutIdx: 0xffffffff, nonFinite: 0 }; // every valid token
-        r = k;
+    let early: { k: number; cutKey: number; cutIdx: number; nonFinite: number } | null = null;
+    const byKey = await this.radixSelect(ent, mask, out, n, await this.topkPipeline(false), 0, temps, (c) => {
+      const nonFinite = c[TOPK_BINS] as number;
+      if (nonFinite > 0) {
+        early = { k: 0, cutKey: 0, cutIdx: 0, nonFinite };
+        return 0;
       }
-      let b = NB - 1;
-      let above = 0;
-      while (above + (c[b] as number) < r) above += c[b--] as number;
-      r -= above;
-      prefix = ((prefix & ~((NB - 1) << shift)) | (b << shift)) >>> 0;
-      ties = c[b] as number;
+      let m = 0;
+      for (let b = 0; b < TOPK_BINS; b++) m += c[b] as number;
+      k = eightyTwentyCount(m, ratio);
+      if (k === 0) early = { k, cutKey: 0xffffffff, cutIdx: 0, nonFinite: 0 }; // nothing selected
+      else if (k === m) early = { k, cutKey: 0, cutIdx: 0xffffffff, nonFinite: 0 }; // every valid token
+      return early ? 0 : k;
+    });
+    if (early) return early;
+    const { key: cutKey, rank: r, count: ties } = byKey;
+    if (r === ties) return { k, cutKey, cutIdx: 0xffffffff, nonFinite: 0 }; // every tie at the cut
+    if (ties + 1 > this.gpu.maxBindingFloats) {
+      // too many ties to collect into one binding: a second radix select, over ~index among the ties
+      const byIdx = await this.radixSelect(ent, mask, out, n, await this.topkPipeline(false, true), cutKey, temps, () => r);
+      return { k, cutKey, cutIdx: ~byIdx.key >>> 0, nonFinite: 0 };
     }
-    if (r === ties) return { k, cutKey: prefix, cutIdx: 0xffffffff, nonFinite: 0 }; // every tie at the cut
     const idx = this.gpu.pool.acquire(BufferUsage.STORAGE | BufferUsage.COPY_SRC | BufferUsage.COPY_DST, roundUp((ties + 1) * 4, 16), 'lumirag-topk-ties');
     temps.push(idx);
     const enc = this.gpu.device.createCommandEncoder();
     enc.clearBuffer(idx, 0, 16);
-    this.encodeTopKPass(enc, collectPipe, ent, mask, idx, n, { shift: 0, mask: 0xffffffff, prefix }, temps);
+    this.encodeTopKPass(enc, await this.topkPipeline(true), ent, mask, idx, n, { shift: 0, mask: 0xffffffff, prefix: cutKey }, temps);
     const [got] = await this.gpu.readback(enc, [{ buffer: idx, bytes: (ties + 1) * 4 }], n);
     const all = new Uint32Array((got as Float32Array).buffer, (got as Float32Array).byteOffset, ties + 1);
     const at = all.subarray(1, 1 + (all[0] as number)).slice().sort();
-    return { k, cutKey: prefix, cutIdx: at[r - 1] as number, nonFinite: 0 };
+    return { k, cutKey, cutIdx: at[r - 1] as number, nonFinite: 0 };
+  }
+
+  /**
+   * A three-level radix select (12, 12, 8 bits) with shaders/topk.wgsl's histogram pipeline `pipe` (keyed by entropy,
+   * or by ~index among the ties at `cut`): `first` sees the first level's histogram (and its non-finite slot) and
+   * returns r, the rank from the top to find (0 stops). Returns the key of the r-th largest, how many tokens share
+   * that key (`count`), and the rank within them that is still to take (`rank`, 1 ≤ rank ≤ count).
+   */
+  private async radixSelect(
+    ent: GPUBuffer,
+    mask: GPUBuffer,
+    out: GPUBuffer,
+    n: number,
+    pipe: GPUComputePipeline,
+    cut: number,
+    temps: GPUBuffer[],
+    first: (hist: Uint32Array) => number,
+  ): Promise<{ key: number; rank: number; count: number }> {
+    let prefix = 0;
+    let r = 0;
+    let count = 0;
+    for (const [li, { shift, mask: prefixMask }] of TOPK_LEVELS.entries()) {
+      const enc = this.gpu.device.createCommandEncoder();
+      enc.clearBuffer(out, 0, (TOPK_BINS + 4) * 4);
+      this.encodeTopKPass(enc, pipe, ent, mask, out, n, { shift, mask: prefixMask, prefix: prefix & prefixMask, cut }, temps);
+      const [h] = await this.gpu.readback(enc, [{ buffer: out, bytes: (TOPK_BINS + 1) * 4 }], n);
+      const c = new Uint32Array((h as Float32Array).buffer, (h as Float32Array).byteOffset, TOPK_BINS + 1);
+      if (li === 0) {
+        r = first(c);
+        if (r === 0) return { key: 0, rank: 0, count: 0 };
+      }
+      let b = TOPK_BINS - 1;
+      let above = 0;
+      while (above + (c[b] as number) < r) above += c[b--] as number;
+      r -= above;
+      prefix = ((prefix & ~((TOPK_BINS - 1) << shift)) | (b << shift)) >>> 0;
+      count = c[b] as number;
+    }
+    return { key: prefix, rank: r, count };
   }
 
   private static slots(n: number, gpu: GpuContext): number {
