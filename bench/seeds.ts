@@ -35,7 +35,7 @@ export async function run(opts: BenchOptions): Promise<BenchSection> {
       const p = presets[name];
       const cfg = p.policyLoss;
       // JIT and pipelines warm, the workers started
-      for (let w = 0; w < 2; w++) {
+      for (let w = 0; w < 4; w++) {
         policyLoss(p.lossMode, batch, cfg, { gradInto: cpuGrad });
         await par.policyLoss(p.lossMode, batch, cfg, { gradInto: cpuGrad });
         await engine.policyLoss(p.lossMode, batch, cfg, { gradInto: gpuGrad });
@@ -61,7 +61,7 @@ export async function run(opts: BenchOptions): Promise<BenchSection> {
   section.notes.push(
     `engine: ${engine.backend} (${engine.reason})`,
     'CPU 2 threads: createParallelPolicyLoss({ threads: 2 }); it has vanilla and eighty-twenty, and runs the reference for gspo and sapo',
-    `minimum of ${reps} interleaved repetitions each, after two warm-up calls of every path`,
+    `minimum of ${reps} interleaved repetitions each, after four warm-up calls of every path (the workers JIT their own copy of the kernel)`,
   );
   return section;
 }

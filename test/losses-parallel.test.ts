@@ -185,6 +185,22 @@ describe('createParallelPolicyLoss', () => {
     expect(par.parallel).toBe(true);
   });
 
+  it('runs sapo (the seed SAPO mode) bit for bit, every aggregation mode, IS weights, f32/f64, both τ', async () => {
+    let seed = 500;
+    for (const lossAggMode of AGG) {
+      for (const weights of [false, true]) {
+        for (const f32 of [false, true]) {
+          const batch = batchOf({ B: 33, T: 41, f32, weights, seed: seed++ });
+          const config: PolicyLossConfig = { tauPos: 1.0, tauNeg: 1.05, ...(lossAggMode ? { lossAggMode } : {}) };
+          const before = par.lastTimings;
+          const res = await par.policyLoss('sapo', batch, config);
+          expect(par.lastTimings).not.toBe(before); // ran in parallel
+          expectSame(res, policyLoss('sapo', batch, config));
+        }
+      }
+    }
+  });
+
   it('runs eighty-twenty (the seed DAPO mode) with the reference selection, bit for bit, every aggregation mode', async () => {
     let seed = 300;
     for (const lossAggMode of AGG) {
@@ -217,9 +233,23 @@ describe('createParallelPolicyLoss', () => {
     }
   });
 
-  it('falls back to the reference for other modes, nested inputs, entropy, and small batches', async () => {
+  it('ignores an entropy field where the mode does not read it, but checks it as the reference does', async () => {
+    const b = batchOf({ B: 12, T: 30, weights: true, seed: 22 });
+    const withEnt = { ...b, entropy: b.oldLogProbs };
+    const before = par.lastTimings;
+    expectSame(await par.policyLoss('vanilla', withEnt, DAPO), policyLoss('vanilla', withEnt, DAPO));
+    expect(par.lastTimings).not.toBe(before); // ran in parallel
+    const ent = Float64Array.from(b.oldLogProbs as Float64Array);
+    ent[(b.responseMask as Float64Array).indexOf(1)] = Number.NaN;
+    const bad = { ...b, entropy: ent };
+    const ref = await errorOf(() => policyLoss('sapo', bad, {}));
+    const got = await errorOf(() => par.policyLoss('sapo', bad, {}));
+    expect((got as Error).message).toBe((ref as Error).message);
+  });
+
+  it('falls back to the reference for other modes, nested inputs, and small batches', async () => {
     const b = batchOf({ B: 12, T: 30, weights: true, seed: 21 });
-    for (const mode of ['gspo', 'sapo', 'vanilla']) {
+    for (const mode of ['gspo', 'cispo']) {
       const withEnt = { ...b, entropy: b.oldLogProbs };
       const ref = policyLoss(mode, withEnt, DAPO);
       const res = await par.policyLoss(mode, withEnt, DAPO);

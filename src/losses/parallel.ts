@@ -20,6 +20,7 @@ import { ShapeError } from '../errors.js';
 import { type FloatArray, rowLengths, toMatrix } from '../matrix.js';
 import { clipMetrics, finiteAtValid, scratch, validateRows } from './common.js';
 import { selectTopEntropy } from './eightyTwenty.js';
+import { sapoRows } from './sapo.js';
 import { vanillaRows } from './vanilla.js';
 import { getPolicyLoss, policyLoss, resolveBatch } from './registry.js';
 import type { PolicyLossBatch, PolicyLossOptions, PolicyLossResult } from './types.js';
@@ -57,7 +58,8 @@ export interface ParallelPolicyLoss {
    * rejections of the returned promise, with the reference's class, code and message), the same gradient bit for bit, the
    * same loss bit for bit (row sums combined in row order) and the same counts; `actor/ppo_kl` sums its ranges
    * separately, so it may differ from the reference in the last bits. Modes without a parallel kernel (all but
-   * `vanilla` and `eighty-twenty`), small batches and an instance whose workers could not start run the reference.
+   * `vanilla`, `eighty-twenty` and `sapo`), small batches and an instance whose workers could not start run the
+   * reference.
    */
   policyLoss(lossMode: string, batch: PolicyLossBatch, config?: PolicyLossConfig, options?: PolicyLossOptions): Promise<PolicyLossResult>;
   /** Terminate the workers (afterwards calls run the single-thread reference). */
@@ -69,7 +71,7 @@ export interface ParallelPolicyLoss {
 }
 
 /** Loss modes with a parallel kernel. */
-const PARALLEL_MODES = new Set(['vanilla', 'eighty-twenty']);
+const PARALLEL_MODES = new Set(['vanilla', 'eighty-twenty', 'sapo']);
 
 interface StagedField {
   sab: SharedArrayBuffer;
@@ -134,11 +136,11 @@ interface FlatBatch {
 
 /**
  * The batch's arrays when every field is a flat `Float32Array` / `Float64Array` of the right length under
- * `batch.shape` (the case the workers handle; the value checks then run in parallel), with `entropy` only for
- * `eighty-twenty`. Null for anything else, which goes to the reference and its validation.
+ * `batch.shape` (the case the workers handle; the value checks then run in parallel), `entropy` included when
+ * present (required for `eighty-twenty`). Null for anything else, which goes to the reference and its validation.
  */
-function flatBatch(batch: PolicyLossBatch, wantsEntropy: boolean): FlatBatch | null {
-  if (batch == null || typeof batch !== 'object' || !batch.shape || (batch.entropy != null) !== wantsEntropy) return null;
+function flatBatch(batch: PolicyLossBatch, needsEntropy: boolean): FlatBatch | null {
+  if (batch == null || typeof batch !== 'object' || !batch.shape || (needsEntropy && batch.entropy == null)) return null;
   const shape = batch.shape;
   const typed = (v: unknown): v is FloatArray => v instanceof Float32Array || v instanceof Float64Array;
   const { oldLogProbs, logProbs, advantages, responseMask } = batch;
@@ -292,6 +294,9 @@ export function createParallelPolicyLoss(options: ParallelPolicyLossOptions = {}
       p[3] = resolved.clipRatioHigh;
       p[4] = resolved.clipRatioC;
       p[5] = flat.rolloutIsWeights ? 1 : 0;
+      p[13] = entry.name === 'sapo' ? 1 : 0;
+      p[14] = resolved.tauPos;
+      p[15] = resolved.tauNeg;
       slot.worker.ref();
     }
     const t1 = performance.now();
@@ -323,12 +328,12 @@ export function createParallelPolicyLoss(options: ParallelPolicyLossOptions = {}
       // thread runs vanillaRows with its range of the selection as the aggregation mask.
       let aggMask: Float64Array | null = null;
       let aggLengths: Float64Array = lengths;
+      if (flat.entropy && !finiteAtValid(flat.entropy, flat.mask, n)) {
+        resolveBatch(batch); // throws the reference's error (it checks an entropy field whatever the mode)
+        return policyLoss(lossMode, batch, config, opts);
+      }
       if (eightyTwenty) {
         const h = flat.entropy as FloatArray;
-        if (!finiteAtValid(h, flat.mask, n)) {
-          resolveBatch(batch); // throws the reference's error
-          return policyLoss(lossMode, batch, config, opts);
-        }
         aggMask = selectTopEntropy(h, flat.mask, resolved.entropyTopRatio, scratch('parallelTop', n)) as Float64Array;
         aggLengths = rowLengths({ data: aggMask, rows: B, cols: T });
         const sel = aggMask;
@@ -348,7 +353,8 @@ export function createParallelPolicyLoss(options: ParallelPolicyLossOptions = {}
       if (mainRowSums.length < B) mainRowSums = new Float64Array(B);
       const rowSums = mainRowSums;
       const sums = new Float64Array(4);
-      vanillaRows(
+      const rowsKernel = entry.name === 'sapo' ? sapoRows : vanillaRows;
+      rowsKernel(
         {
           rows: m1,
           T,

@@ -9,38 +9,76 @@
  * @module
  */
 import type { ResolvedPolicyLossConfig } from '../config/policyLoss.js';
-import { clipMetrics, finishTokenLoss, type LOG_RATIO_CLAMP, scratch } from './common.js';
+import { aggregationCoefficients, combineRowSums } from '../aggregate.js';
+import { clipMetrics, type LOG_RATIO_CLAMP } from './common.js';
 import { registerBuiltin } from './registry.js';
 import type { PolicyLossResult, ResolvedBatch } from './types.js';
+import type { VanillaRowsInput, VanillaRowsOutput } from './vanilla.js';
 
 /** {@link LOG_RATIO_CLAMP} as a module-local literal V8 folds into the loop (as in vanilla.ts). */
 const CLAMP: typeof LOG_RATIO_CLAMP = 20;
 
-/** The `sapo` strategy (soft sigmoid gate instead of clipping); default aggregation `seq-mean-token-mean`. */
-export function sapoLossStrategy(batch: ResolvedBatch, config: ResolvedPolicyLossConfig): PolicyLossResult {
-  const { oldLogProbs: olp, logProbs: lp, advantages: adv, mask } = batch;
-  const n = batch.B * batch.T;
-  const lossMat = scratch('lossMat', n);
-  const dLoss = scratch('dLoss', n);
+/**
+ * The sapo loss of a range of whole rows in one pass, with {@link vanillaRows}' inputs and outputs: per token ℓ and
+ * ∂ℓ/∂lp, the IS weight, the row sum and the gradient chain `rowCoef_i · w · ∂ℓ/∂lp` (`sums` = [nValid, klSum, 0,
+ * 0]). The reference and the two-thread path both run it, so they agree bit for bit.
+ */
+export function sapoRows(input: VanillaRowsInput, config: ResolvedPolicyLossConfig, out: VanillaRowsOutput): void {
+  const { rows, T, oldLogProbs: olp, logProbs: lp, advantages: adv, mask, rolloutIsWeights: w, rowCoef } = input;
+  const { grad, lossMat, rowSums, sums } = out;
+  const { tauPos, tauNeg } = config;
   let nValid = 0;
   let klSum = 0;
-  const { tauPos, tauNeg } = config;
-  for (let k = 0; k < n; k++) {
-    if (mask[k] === 0) continue;
-    nValid++;
-    const raw = (lp[k] as number) - (olp[k] as number);
-    const d = raw < -CLAMP ? -CLAMP : raw > CLAMP ? CLAMP : raw; // clampLogRatio, inlined (see vanilla.ts)
-    const dd = raw >= -CLAMP && raw <= CLAMP ? 1 : 0;
-    klSum += -d;
-    const a = adv[k] as number;
-    const tau = a > 0 ? tauPos : tauNeg;
-    const r = Math.exp(d);
-    const sig = 1 / (1 + Math.exp(-tau * (r - 1)));
-    lossMat[k] = -(sig * (4 / tau)) * a;
-    dLoss[k] = -a * 4 * sig * (1 - sig) * r * dd;
+  for (let i = 0; i < rows; i++) {
+    const coef = rowCoef ? (rowCoef[i] as number) : 1;
+    const rowEnd = (i + 1) * T;
+    let rs = 0;
+    for (let k = i * T; k < rowEnd; k++) {
+      if (mask[k] === 0) {
+        grad[k] = 0;
+        continue;
+      }
+      nValid++;
+      const raw = (lp[k] as number) - (olp[k] as number);
+      const d = raw < -CLAMP ? -CLAMP : raw > CLAMP ? CLAMP : raw; // clampLogRatio, inlined (see vanilla.ts)
+      const dd = raw >= -CLAMP && raw <= CLAMP ? 1 : 0;
+      klSum += -d;
+      const a = adv[k] as number;
+      const tau = a > 0 ? tauPos : tauNeg;
+      const r = Math.exp(d);
+      const sig = 1 / (1 + Math.exp(-tau * (r - 1)));
+      let l = -(sig * (4 / tau)) * a;
+      let g = -a * 4 * sig * (1 - sig) * r * dd;
+      if (w !== null) {
+        const wk = w[k] as number;
+        l *= wk;
+        g *= wk;
+      }
+      if (lossMat !== null) lossMat[k] = l;
+      rs += l;
+      grad[k] = coef * g;
+    }
+    if (coef === 0) grad.fill(0, i * T, rowEnd);
+    if (rowSums !== null) rowSums[i] = coef === 0 ? 0 : rs;
   }
-  const metrics = clipMetrics(nValid, klSum, 0, 0); // no hard clip: both clip fractions 0
-  return finishTokenLoss(batch, config, lossMat, dLoss, 'seq-mean-token-mean', metrics);
+  sums[0] = nValid;
+  sums[1] = klSum;
+  sums[2] = 0;
+  sums[3] = 0;
+}
+
+/** The `sapo` strategy (soft sigmoid gate instead of clipping); default aggregation `seq-mean-token-mean`. */
+export function sapoLossStrategy(batch: ResolvedBatch, config: ResolvedPolicyLossConfig): PolicyLossResult {
+  const { B, T } = batch;
+  const mode = config.lossAggMode ?? 'seq-mean-token-mean';
+  const rowCoef = aggregationCoefficients(batch.lengths, T, mode, config.globalBatchInfo);
+  const grad = batch.gradInto ?? new Float64Array(B * T);
+  const rowSums = new Float64Array(B);
+  const sums = new Float64Array(4);
+  const { oldLogProbs, logProbs, advantages, mask, rolloutIsWeights } = batch;
+  sapoRows({ rows: B, T, oldLogProbs, logProbs, advantages, mask, rolloutIsWeights, rowCoef }, config, { grad, lossMat: null, rowSums, sums });
+  // no hard clip: both clip fractions 0
+  return { loss: combineRowSums(rowSums, rowCoef, mode), grad, metrics: clipMetrics(sums[0] as number, sums[1] as number, 0, 0) };
 }
 
 registerBuiltin({ name: 'sapo', cpu: sapoLossStrategy, defaultAggMode: 'seq-mean-token-mean', kernel: 'sapo' });
