@@ -185,17 +185,24 @@ describe('createParallelPolicyLoss', () => {
     expect(par.parallel).toBe(true);
   });
 
-  it('runs sapo (the seed SAPO mode) bit for bit, every aggregation mode, IS weights, f32/f64, both τ', async () => {
+  it('runs sapo and gspo (the seed SAPO and GSPO modes) bit for bit, every aggregation mode, IS weights, f32/f64', async () => {
     let seed = 500;
-    for (const lossAggMode of AGG) {
-      for (const weights of [false, true]) {
-        for (const f32 of [false, true]) {
-          const batch = batchOf({ B: 33, T: 41, f32, weights, seed: seed++ });
-          const config: PolicyLossConfig = { tauPos: 1.0, tauNeg: 1.05, ...(lossAggMode ? { lossAggMode } : {}) };
-          const before = par.lastTimings;
-          const res = await par.policyLoss('sapo', batch, config);
-          expect(par.lastTimings).not.toBe(before); // ran in parallel
-          expectSame(res, policyLoss('sapo', batch, config));
+    const seedConfigs: [string, PolicyLossConfig][] = [
+      ['sapo', { tauPos: 1.0, tauNeg: 1.05 }],
+      ['gspo', { clipRatioLow: 3e-4, clipRatioHigh: 4e-4 }],
+      ['gspo', { clipRatioLow: 0.05, clipRatioHigh: 0.05 }], // wide enough that some sequences clip
+    ];
+    for (const [mode, base] of seedConfigs) {
+      for (const lossAggMode of AGG) {
+        for (const weights of [false, true]) {
+          for (const f32 of [false, true]) {
+            const batch = batchOf({ B: 33, T: 41, f32, weights, seed: seed++ });
+            const config: PolicyLossConfig = { ...base, ...(lossAggMode ? { lossAggMode } : {}) };
+            const before = par.lastTimings;
+            const res = await par.policyLoss(mode, batch, config);
+            expect(par.lastTimings).not.toBe(before); // ran in parallel
+            expectSame(res, policyLoss(mode, batch, config));
+          }
         }
       }
     }
@@ -249,7 +256,7 @@ describe('createParallelPolicyLoss', () => {
 
   it('falls back to the reference for other modes, nested inputs, and small batches', async () => {
     const b = batchOf({ B: 12, T: 30, weights: true, seed: 21 });
-    for (const mode of ['gspo', 'cispo']) {
+    for (const mode of ['gpg', 'cispo']) {
       const withEnt = { ...b, entropy: b.oldLogProbs };
       const ref = policyLoss(mode, withEnt, DAPO);
       const res = await par.policyLoss(mode, withEnt, DAPO);

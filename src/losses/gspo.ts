@@ -9,66 +9,103 @@
  * @module
  */
 import type { ResolvedPolicyLossConfig } from '../config/policyLoss.js';
-import { clipMetrics, finishTokenLoss, scratch } from './common.js';
+import { aggregationCoefficients, combineRowSums } from '../aggregate.js';
+import { clipMetrics } from './common.js';
 import { registerBuiltin } from './registry.js';
 import type { PolicyLossResult, ResolvedBatch } from './types.js';
+import type { VanillaRowsInput, VanillaRowsOutput } from './vanilla.js';
 
 /** GSPO's upper cap on the combined sequence log-ratio (verl clamps `log_seq_importance_ratio` at max 10). */
 export const GSPO_LOG_RATIO_CAP = 10;
 
 /**
- * The `gspo` strategy (sequence-level importance ratio, GSPO-token gradient); default aggregation
- * `seq-mean-token-mean`. Metrics: `actor/pg_clipfrac` (strict [L2 > L1]), `actor/ppo_kl` (on the unclamped
- * log-ratio), `actor/pg_clipfrac_lower` = 0.
+ * The gspo loss of a range of whole rows, with `vanillaRows`' inputs and outputs: per row the sequence ratio
+ * s_i from the mean log-ratio over the row's valid tokens, then per token ℓ and ∂ℓ/∂lp, the IS weight, the row sum and
+ * the gradient chain `rowCoef_i · w · ∂ℓ/∂lp` (`sums` = [nValid, klSum, nClipped, 0]). The reference and the two-thread
+ * path both run it, so they agree bit for bit.
  */
-export function gspoLossStrategy(batch: ResolvedBatch, config: ResolvedPolicyLossConfig): PolicyLossResult {
-  const { B, T, oldLogProbs: olp, logProbs: lp, advantages: adv, mask } = batch;
-  const n = B * T;
+export function gspoRows(input: VanillaRowsInput, config: ResolvedPolicyLossConfig, out: VanillaRowsOutput): void {
+  const { rows, T, oldLogProbs: olp, logProbs: lp, advantages: adv, mask, rolloutIsWeights: w, rowCoef } = input;
+  const { grad, lossMat, rowSums, sums } = out;
   const lo = 1 - config.clipRatioLow;
   const hi = 1 + config.clipRatioHigh;
-  const lossMat = scratch('lossMat', n);
-  const dLoss = scratch('dLoss', n);
   // masked_mean metrics, accumulated inline in index order
   let nValid = 0;
   let klSum = 0;
   let nClipped = 0;
-  for (let i = 0; i < B; i++) {
+  for (let i = 0; i < rows; i++) {
+    const coef = rowCoef ? (rowCoef[i] as number) : 1;
+    const rowStart = i * T;
+    const rowEnd = rowStart + T;
     let s = 0;
-    for (let j = 0, k = i * T; j < T; j++, k++) {
+    let len = 0;
+    for (let k = rowStart; k < rowEnd; k++) {
       if (mask[k] === 0) continue;
       const d = (lp[k] as number) - (olp[k] as number);
-      nValid++;
+      len++;
       klSum += -d;
       s += d;
     }
-    const sLog = s / Math.max(batch.lengths[i] as number, 1);
+    nValid += len;
+    const sLog = s / Math.max(len, 1);
     const logst = sLog > GSPO_LOG_RATIO_CAP ? GSPO_LOG_RATIO_CAP : sLog;
     const pass = sLog <= GSPO_LOG_RATIO_CAP ? 1 : 0; // clamp(max=10) passes the gradient at the bound
     const st = Math.exp(logst);
     const stc = st < lo ? lo : st > hi ? hi : st;
     const inBand = st >= lo && st <= hi ? 1 : 0;
-    for (let j = 0, k = i * T; j < T; j++, k++) {
-      if (mask[k] === 0) continue;
+    let rs = 0;
+    for (let k = rowStart; k < rowEnd; k++) {
+      if (mask[k] === 0) {
+        grad[k] = 0;
+        continue;
+      }
       const a = adv[k] as number;
       const l1 = -a * st;
       const l2 = -a * stc;
       const g1 = -a * st * pass;
       const g2 = g1 * inBand;
+      let l: number;
+      let g: number;
       if (l1 > l2) {
-        lossMat[k] = l1;
-        dLoss[k] = g1;
+        l = l1;
+        g = g1;
       } else if (l2 > l1) {
-        lossMat[k] = l2;
-        dLoss[k] = g2;
+        l = l2;
+        g = g2;
         nClipped++;
       } else {
-        lossMat[k] = l1;
-        dLoss[k] = 0.5 * (g1 + g2);
+        l = l1;
+        g = 0.5 * (g1 + g2);
       }
+      if (w !== null) {
+        const wk = w[k] as number;
+        l *= wk;
+        g *= wk;
+      }
+      if (lossMat !== null) lossMat[k] = l;
+      rs += l;
+      grad[k] = coef * g;
     }
+    if (coef === 0) grad.fill(0, rowStart, rowEnd);
+    if (rowSums !== null) rowSums[i] = coef === 0 ? 0 : rs;
   }
-  const metrics = clipMetrics(nValid, klSum, nClipped, 0);
-  return finishTokenLoss(batch, config, lossMat, dLoss, 'seq-mean-token-mean', metrics);
+  sums[0] = nValid;
+  sums[1] = klSum;
+  sums[2] = nClipped;
+  sums[3] = 0;
+}
+
+/** The `gspo` strategy; default aggregation `seq-mean-token-mean`. */
+export function gspoLossStrategy(batch: ResolvedBatch, config: ResolvedPolicyLossConfig): PolicyLossResult {
+  const { B, T } = batch;
+  const mode = config.lossAggMode ?? 'seq-mean-token-mean';
+  const rowCoef = aggregationCoefficients(batch.lengths, T, mode, config.globalBatchInfo);
+  const grad = batch.gradInto ?? new Float64Array(B * T);
+  const rowSums = new Float64Array(B);
+  const sums = new Float64Array(4);
+  const { oldLogProbs, logProbs, advantages, mask, rolloutIsWeights } = batch;
+  gspoRows({ rows: B, T, oldLogProbs, logProbs, advantages, mask, rolloutIsWeights, rowCoef }, config, { grad, lossMat: null, rowSums, sums });
+  return { loss: combineRowSums(rowSums, rowCoef, mode), grad, metrics: clipMetrics(sums[0] as number, sums[1] as number, sums[2] as number, 0) };
 }
 
 registerBuiltin({ name: 'gspo', cpu: gspoLossStrategy, defaultAggMode: 'seq-mean-token-mean', kernel: 'gspo' });

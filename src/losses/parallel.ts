@@ -20,6 +20,7 @@ import { ShapeError } from '../errors.js';
 import { type FloatArray, rowLengths, toMatrix } from '../matrix.js';
 import { clipMetrics, finiteAtValid, scratch, validateRows } from './common.js';
 import { selectTopEntropy } from './eightyTwenty.js';
+import { gspoRows } from './gspo.js';
 import { sapoRows } from './sapo.js';
 import { vanillaRows } from './vanilla.js';
 import { getPolicyLoss, policyLoss, resolveBatch } from './registry.js';
@@ -58,8 +59,8 @@ export interface ParallelPolicyLoss {
    * rejections of the returned promise, with the reference's class, code and message), the same gradient bit for bit, the
    * same loss bit for bit (row sums combined in row order) and the same counts; `actor/ppo_kl` sums its ranges
    * separately, so it may differ from the reference in the last bits. Modes without a parallel kernel (all but
-   * `vanilla`, `eighty-twenty` and `sapo`), small batches and an instance whose workers could not start run the
-   * reference.
+   * `vanilla`, `eighty-twenty`, `sapo` and `gspo`), small batches and an instance whose workers could not start run
+   * the reference.
    */
   policyLoss(lossMode: string, batch: PolicyLossBatch, config?: PolicyLossConfig, options?: PolicyLossOptions): Promise<PolicyLossResult>;
   /** Terminate the workers (afterwards calls run the single-thread reference). */
@@ -70,8 +71,13 @@ export interface ParallelPolicyLoss {
   readonly lastTimings: ParallelTimings | null;
 }
 
-/** Loss modes with a parallel kernel. */
-const PARALLEL_MODES = new Set(['vanilla', 'eighty-twenty', 'sapo']);
+/** Loss modes with a row kernel, and the kernel's number in the worker's params (see parallelWorker.ts). */
+const ROW_KERNELS: Readonly<Record<string, { id: number; rows: typeof vanillaRows }>> = {
+  vanilla: { id: 0, rows: vanillaRows },
+  'eighty-twenty': { id: 0, rows: vanillaRows },
+  sapo: { id: 1, rows: sapoRows },
+  gspo: { id: 2, rows: gspoRows },
+};
 
 interface StagedField {
   sab: SharedArrayBuffer;
@@ -261,7 +267,7 @@ export function createParallelPolicyLoss(options: ParallelPolicyLossOptions = {}
     const resolved = resolvePolicyLossConfig(config);
     const eightyTwenty = entry.name === 'eighty-twenty';
     const flat = flatBatch(batch, eightyTwenty);
-    if (!alive || slots.some((s) => s.failed) || !PARALLEL_MODES.has(entry.name) || !flat || flat.B * flat.T < minTokens || flat.B < threads) {
+    if (!alive || slots.some((s) => s.failed) || !ROW_KERNELS[entry.name] || !flat || flat.B * flat.T < minTokens || flat.B < threads) {
       return policyLoss(lossMode, batch, config, opts);
     }
     const { B, T } = flat;
@@ -294,7 +300,7 @@ export function createParallelPolicyLoss(options: ParallelPolicyLossOptions = {}
       p[3] = resolved.clipRatioHigh;
       p[4] = resolved.clipRatioC;
       p[5] = flat.rolloutIsWeights ? 1 : 0;
-      p[13] = entry.name === 'sapo' ? 1 : 0;
+      p[13] = (ROW_KERNELS[entry.name] as { id: number }).id;
       p[14] = resolved.tauPos;
       p[15] = resolved.tauNeg;
       slot.worker.ref();
@@ -353,8 +359,7 @@ export function createParallelPolicyLoss(options: ParallelPolicyLossOptions = {}
       if (mainRowSums.length < B) mainRowSums = new Float64Array(B);
       const rowSums = mainRowSums;
       const sums = new Float64Array(4);
-      const rowsKernel = entry.name === 'sapo' ? sapoRows : vanillaRows;
-      rowsKernel(
+      (ROW_KERNELS[entry.name] as { rows: typeof vanillaRows }).rows(
         {
           rows: m1,
           T,

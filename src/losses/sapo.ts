@@ -19,7 +19,7 @@ import type { VanillaRowsInput, VanillaRowsOutput } from './vanilla.js';
 const CLAMP: typeof LOG_RATIO_CLAMP = 20;
 
 /**
- * The sapo loss of a range of whole rows in one pass, with {@link vanillaRows}' inputs and outputs: per token ℓ and
+ * The sapo loss of a range of whole rows in one pass, with `vanillaRows`' inputs and outputs: per token ℓ and
  * ∂ℓ/∂lp, the IS weight, the row sum and the gradient chain `rowCoef_i · w · ∂ℓ/∂lp` (`sums` = [nValid, klSum, 0,
  * 0]). The reference and the two-thread path both run it, so they agree bit for bit.
  */
