@@ -18,11 +18,11 @@
  */
 import type { ResolvedPolicyLossConfig } from '../config/policyLoss.js';
 import { ShapeError } from '../errors.js';
-import { aggregationCoefficients, combineRowSums } from '../aggregate.js';
 import { type FloatArray, rowLengths } from '../matrix.js';
-import { clipMetrics, scratch, topKMaskInto } from './common.js';
+import { scratch, topKMaskInto } from './common.js';
 import { registerBuiltin } from './registry.js';
 import type { PolicyLossResult, ResolvedBatch } from './types.js';
+import { rowsStrategy } from './rows.js';
 import { vanillaRows } from './vanilla.js';
 
 /** Relative slack under which ρ·N is taken as an exact integer before the ceiling. */
@@ -58,15 +58,7 @@ export function eightyTwentyLossStrategy(batch: ResolvedBatch, config: ResolvedP
   const { B, T } = batch;
   const top = selectTopEntropy(batch.entropy, batch.mask, config.entropyTopRatio, scratch('eightyTwentyTop', B * T));
   // vanilla's fused row pass with the selection as its aggregation mask; the metrics stay over the response mask
-  const mode = config.lossAggMode ?? 'token-mean';
-  const rowCoef = aggregationCoefficients(rowLengths({ data: top, rows: B, cols: T }), T, mode, config.globalBatchInfo);
-  const grad = batch.gradInto ?? new Float64Array(B * T);
-  const rowSums = new Float64Array(B);
-  const sums = new Float64Array(4);
-  const { oldLogProbs, logProbs, advantages, mask, rolloutIsWeights } = batch;
-  vanillaRows({ rows: B, T, oldLogProbs, logProbs, advantages, mask, rolloutIsWeights, rowCoef, aggMask: top }, config, { grad, lossMat: null, rowSums, sums });
-  const metrics = clipMetrics(sums[0] as number, sums[1] as number, sums[2] as number, sums[3] as number);
-  return { loss: combineRowSums(rowSums, rowCoef, mode), grad, metrics };
+  return rowsStrategy(vanillaRows, batch, config, 'token-mean', { mask: top, lengths: rowLengths({ data: top, rows: B, cols: T }) });
 }
 
 registerBuiltin({ name: 'eighty-twenty', cpu: eightyTwentyLossStrategy, defaultAggMode: 'token-mean', kernel: 'eighty_twenty' });

@@ -9,11 +9,9 @@
  * @module
  */
 import type { ResolvedPolicyLossConfig } from '../config/policyLoss.js';
-import { aggregationCoefficients, combineRowSums } from '../aggregate.js';
-import { clipMetrics } from './common.js';
 import { registerBuiltin } from './registry.js';
 import type { PolicyLossResult, ResolvedBatch } from './types.js';
-import type { VanillaRowsInput, VanillaRowsOutput } from './vanilla.js';
+import { type RowsInput, type RowsOutput, rowsStrategy } from './rows.js';
 
 /** GSPO's upper cap on the combined sequence log-ratio (verl clamps `log_seq_importance_ratio` at max 10). */
 export const GSPO_LOG_RATIO_CAP = 10;
@@ -24,7 +22,7 @@ export const GSPO_LOG_RATIO_CAP = 10;
  * the gradient chain `rowCoef_i · w · ∂ℓ/∂lp` (`sums` = [nValid, klSum, nClipped, 0]). The reference and the two-thread
  * path both run it, so they agree bit for bit.
  */
-export function gspoRows(input: VanillaRowsInput, config: ResolvedPolicyLossConfig, out: VanillaRowsOutput): void {
+export function gspoRows(input: RowsInput, config: ResolvedPolicyLossConfig, out: RowsOutput): void {
   const { rows, T, oldLogProbs: olp, logProbs: lp, advantages: adv, mask, rolloutIsWeights: w, rowCoef } = input;
   const { grad, lossMat, rowSums, sums } = out;
   const lo = 1 - config.clipRatioLow;
@@ -97,15 +95,7 @@ export function gspoRows(input: VanillaRowsInput, config: ResolvedPolicyLossConf
 
 /** The `gspo` strategy; default aggregation `seq-mean-token-mean`. */
 export function gspoLossStrategy(batch: ResolvedBatch, config: ResolvedPolicyLossConfig): PolicyLossResult {
-  const { B, T } = batch;
-  const mode = config.lossAggMode ?? 'seq-mean-token-mean';
-  const rowCoef = aggregationCoefficients(batch.lengths, T, mode, config.globalBatchInfo);
-  const grad = batch.gradInto ?? new Float64Array(B * T);
-  const rowSums = new Float64Array(B);
-  const sums = new Float64Array(4);
-  const { oldLogProbs, logProbs, advantages, mask, rolloutIsWeights } = batch;
-  gspoRows({ rows: B, T, oldLogProbs, logProbs, advantages, mask, rolloutIsWeights, rowCoef }, config, { grad, lossMat: null, rowSums, sums });
-  return { loss: combineRowSums(rowSums, rowCoef, mode), grad, metrics: clipMetrics(sums[0] as number, sums[1] as number, sums[2] as number, 0) };
+  return rowsStrategy(gspoRows, batch, config, 'seq-mean-token-mean');
 }
 
 registerBuiltin({ name: 'gspo', cpu: gspoLossStrategy, defaultAggMode: 'seq-mean-token-mean', kernel: 'gspo' });

@@ -21,6 +21,7 @@ import { type FloatArray, rowLengths, toMatrix } from '../matrix.js';
 import { clipMetrics, finiteAtValid, scratch, validateRows } from './common.js';
 import { selectTopEntropy } from './eightyTwenty.js';
 import { gspoRows } from './gspo.js';
+import type { RowsKernel } from './rows.js';
 import { sapoRows } from './sapo.js';
 import { vanillaRows } from './vanilla.js';
 import { getPolicyLoss, policyLoss, resolveBatch } from './registry.js';
@@ -72,7 +73,7 @@ export interface ParallelPolicyLoss {
 }
 
 /** Loss modes with a row kernel, and the kernel's number in the worker's params (see parallelWorker.ts). */
-const ROW_KERNELS: Readonly<Record<string, { id: number; rows: typeof vanillaRows }>> = {
+const ROW_KERNELS: Readonly<Record<string, { id: number; rows: RowsKernel }>> = {
   vanilla: { id: 0, rows: vanillaRows },
   'eighty-twenty': { id: 0, rows: vanillaRows },
   sapo: { id: 1, rows: sapoRows },
@@ -359,7 +360,7 @@ export function createParallelPolicyLoss(options: ParallelPolicyLossOptions = {}
       if (mainRowSums.length < B) mainRowSums = new Float64Array(B);
       const rowSums = mainRowSums;
       const sums = new Float64Array(4);
-      (ROW_KERNELS[entry.name] as { rows: typeof vanillaRows }).rows(
+      (ROW_KERNELS[entry.name] as { rows: RowsKernel }).rows(
         {
           rows: m1,
           T,

@@ -9,11 +9,10 @@
  * @module
  */
 import type { ResolvedPolicyLossConfig } from '../config/policyLoss.js';
-import { aggregationCoefficients, combineRowSums } from '../aggregate.js';
-import { clipMetrics, type LOG_RATIO_CLAMP } from './common.js';
+import type { LOG_RATIO_CLAMP } from './common.js';
 import { registerBuiltin } from './registry.js';
 import type { PolicyLossResult, ResolvedBatch } from './types.js';
-import type { VanillaRowsInput, VanillaRowsOutput } from './vanilla.js';
+import { type RowsInput, type RowsOutput, rowsStrategy } from './rows.js';
 
 /** {@link LOG_RATIO_CLAMP} as a module-local literal V8 folds into the loop (as in vanilla.ts). */
 const CLAMP: typeof LOG_RATIO_CLAMP = 20;
@@ -23,7 +22,7 @@ const CLAMP: typeof LOG_RATIO_CLAMP = 20;
  * ∂ℓ/∂lp, the IS weight, the row sum and the gradient chain `rowCoef_i · w · ∂ℓ/∂lp` (`sums` = [nValid, klSum, 0,
  * 0]). The reference and the two-thread path both run it, so they agree bit for bit.
  */
-export function sapoRows(input: VanillaRowsInput, config: ResolvedPolicyLossConfig, out: VanillaRowsOutput): void {
+export function sapoRows(input: RowsInput, config: ResolvedPolicyLossConfig, out: RowsOutput): void {
   const { rows, T, oldLogProbs: olp, logProbs: lp, advantages: adv, mask, rolloutIsWeights: w, rowCoef } = input;
   const { grad, lossMat, rowSums, sums } = out;
   const { tauPos, tauNeg } = config;
@@ -69,16 +68,7 @@ export function sapoRows(input: VanillaRowsInput, config: ResolvedPolicyLossConf
 
 /** The `sapo` strategy (soft sigmoid gate instead of clipping); default aggregation `seq-mean-token-mean`. */
 export function sapoLossStrategy(batch: ResolvedBatch, config: ResolvedPolicyLossConfig): PolicyLossResult {
-  const { B, T } = batch;
-  const mode = config.lossAggMode ?? 'seq-mean-token-mean';
-  const rowCoef = aggregationCoefficients(batch.lengths, T, mode, config.globalBatchInfo);
-  const grad = batch.gradInto ?? new Float64Array(B * T);
-  const rowSums = new Float64Array(B);
-  const sums = new Float64Array(4);
-  const { oldLogProbs, logProbs, advantages, mask, rolloutIsWeights } = batch;
-  sapoRows({ rows: B, T, oldLogProbs, logProbs, advantages, mask, rolloutIsWeights, rowCoef }, config, { grad, lossMat: null, rowSums, sums });
-  // no hard clip: both clip fractions 0
-  return { loss: combineRowSums(rowSums, rowCoef, mode), grad, metrics: clipMetrics(sums[0] as number, sums[1] as number, 0, 0) };
+  return rowsStrategy(sapoRows, batch, config, 'seq-mean-token-mean');
 }
 
 registerBuiltin({ name: 'sapo', cpu: sapoLossStrategy, defaultAggMode: 'seq-mean-token-mean', kernel: 'sapo' });

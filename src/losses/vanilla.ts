@@ -8,9 +8,9 @@
  */
 import type { ResolvedPolicyLossConfig } from '../config/policyLoss.js';
 import type { FloatArray } from '../matrix.js';
-import { aggregationCoefficients, combineRowSums } from '../aggregate.js';
 import { LOG_RATIO_CLAMP, RATIO_BLOCK, clipMetrics } from './common.js';
 import { registerBuiltin } from './registry.js';
+import { type RowsInput, type RowsOutput, rowsStrategy } from './rows.js';
 import type { PolicyLossResult, ResolvedBatch } from './types.js';
 
 /** The per-token pass of the vanilla loss: ℓ, ∂ℓ/∂lp and the metrics (over the response mask). */
@@ -89,43 +89,6 @@ export function vanillaTokenSumsInto(
   return { nValid: sums[0] as number, klSum: sums[1] as number, nClipped: sums[2] as number, nClippedLower: sums[3] as number };
 }
 
-/** The inputs of {@link vanillaRows}: every array indexed from the range's first row. */
-export interface VanillaRowsInput {
-  /** Rows in the range. */
-  rows: number;
-  /** Padded row width T. */
-  T: number;
-  /** Behaviour log-probs, `rows·T`. */
-  oldLogProbs: FloatArray;
-  /** Current log-probs, `rows·T`. */
-  logProbs: FloatArray;
-  /** Advantages, `rows·T`. */
-  advantages: FloatArray;
-  /** 0/1 mask, `rows·T`. */
-  mask: FloatArray;
-  /** Rollout IS weights multiplying ℓ and ∂ℓ/∂lp, `rows·T`, or null. */
-  rolloutIsWeights: FloatArray | null;
-  /** The aggregation's per-row coefficients of these rows (`aggregationCoefficients`), or null for 1 everywhere. */
-  rowCoef: Float64Array | null;
-  /**
-   * An aggregation mask within `mask` (eighty-twenty's selection), or null for `mask` itself: valid positions
-   * outside it still count in the metrics but add nothing to the row sums and get a zero gradient.
-   */
-  aggMask?: FloatArray | null;
-}
-
-/** The outputs of {@link vanillaRows}. */
-export interface VanillaRowsOutput {
-  /** `rowCoef_i · w · ∂ℓ/∂lp`, `rows·T`: every entry written (0 at masked positions and in rows with coefficient 0). */
-  grad: Float64Array;
-  /** When given, `w·ℓ` at valid positions (other entries untouched). */
-  lossMat: Float64Array | null;
-  /** When given, Σ_t m·w·ℓ per row in index order (0 for a row with coefficient 0), for `combineRowSums`. */
-  rowSums: Float64Array | null;
-  /** `[nValid, klSum, nClipped, nClippedLower]` of the range (one running sum each, in index order). */
-  sums: Float64Array;
-}
-
 /**
  * The vanilla loss of a range of whole rows in one pass: per token ℓ and ∂ℓ/∂lp (verl's formula, torch's
  * gradient conventions), the IS weight, the row sum and the gradient chain `rowCoef_i · w · ∂ℓ/∂lp`, with no
@@ -134,7 +97,7 @@ export interface VanillaRowsOutput {
  * Per block of {@link RATIO_BLOCK} tokens the ratios come first (the loop of `clampedRatioBlock`, inlined), leaving
  * the main loop call-free; the clamp of `clampLogRatio` / `clampLogRatioGrad` is inlined too.
  */
-export function vanillaRows(input: VanillaRowsInput, config: ResolvedPolicyLossConfig, out: VanillaRowsOutput): void {
+export function vanillaRows(input: RowsInput, config: ResolvedPolicyLossConfig, out: RowsOutput): void {
   const { rows, T, oldLogProbs: olp, logProbs: lp, advantages: adv, mask, rolloutIsWeights: w, rowCoef } = input;
   const agg = input.aggMask ?? null;
   const { grad, lossMat, rowSums, sums } = out;
@@ -225,16 +188,7 @@ export function vanillaRows(input: VanillaRowsInput, config: ResolvedPolicyLossC
 
 /** The `vanilla` strategy (PPO / DAPO clip-higher / dual-clip); default aggregation `token-mean`. */
 export function vanillaLoss(batch: ResolvedBatch, config: ResolvedPolicyLossConfig): PolicyLossResult {
-  const { B, T } = batch;
-  const mode = config.lossAggMode ?? 'token-mean';
-  const rowCoef = aggregationCoefficients(batch.lengths, T, mode, config.globalBatchInfo);
-  const grad = batch.gradInto ?? new Float64Array(B * T);
-  const rowSums = new Float64Array(B);
-  const sums = new Float64Array(4);
-  const { oldLogProbs, logProbs, advantages, mask, rolloutIsWeights } = batch;
-  vanillaRows({ rows: B, T, oldLogProbs, logProbs, advantages, mask, rolloutIsWeights, rowCoef }, config, { grad, lossMat: null, rowSums, sums });
-  const metrics = clipMetrics(sums[0] as number, sums[1] as number, sums[2] as number, sums[3] as number);
-  return { loss: combineRowSums(rowSums, rowCoef, mode), grad, metrics };
+  return rowsStrategy(vanillaRows, batch, config, 'token-mean');
 }
 
 registerBuiltin({ name: 'vanilla', cpu: vanillaLoss, defaultAggMode: 'token-mean', kernel: 'vanilla' });
