@@ -47,6 +47,13 @@ const gradBuffer = device.createBuffer({ size: n * 4, usage: BufferUsage.STORAGE
 const { loss, metrics } = await engine.policyLossGpu('vanilla', batch, { clipRatioLow: 0.2, clipRatioHigh: 0.28, lossAggMode: 'token-mean' }, { gradBuffer });
 console.log('loss', loss, metrics);
 
+// The seed's DAPO mode (eighty-twenty) selects its high-entropy tokens on the GPU too, so the entropies can stay
+// there as well (here a made-up per-token entropy).
+const entropy = toGpu(Float32Array.from({ length: n }, (_, k) => 2 + Math.sin(0.37 * k)));
+const dapo = await engine.policyLossGpu('eighty-twenty', { ...batch, entropy }, { entropyTopRatio: 0.2 }, { gradBuffer });
+console.log('eighty-twenty loss', dapo.loss, dapo.metrics);
+entropy.destroy();
+
 // Your backward pass would now consume gradBuffer on the GPU. Here we peek at a few values.
 const staging = device.createBuffer({ size: 64, usage: BufferUsage.MAP_READ | BufferUsage.COPY_DST });
 const enc = device.createCommandEncoder();
