@@ -874,17 +874,15 @@ class WebGpuEngine implements Engine {
         const agg0 = cfg.lossAggMode ?? spec.defaultAgg;
         if (w === null && (agg0 === 'token-mean' || agg0 === 'seq-mean-token-sum-norm')) {
           gpuTopK = ent; // selected on the GPU below (shaders/topk.wgsl); host or GPU-resident entropies
+        } else {
+          // with IS weights or per-row coefficients: the host selection (AUX carries the weights; rows need counts)
+          const si = selectionInputs();
+          if ('buffer' in ent) throw new ConfigError('eighty-twenty: entropy must be a host array with rolloutIsWeights or a seq-mean-token-sum / seq-mean-token-mean mode (that selection runs on the CPU)', 'entropy');
+          const selArr = this.gpu.pool.acquireHost(n); // pooled: fresh memory costs more than the selection
+          fields.push({ host: selArr.subarray(0, n), scratch: selArr });
+          sel = topEntropyMask(ent.host, si.mask, n, cfg.entropyTopRatio, selArr.subarray(0, n));
+          aggMaskHost = sel;
         }
-      }
-      if (lossMode === 'eighty-twenty' && gpuTopK === null) {
-        // with IS weights or per-row coefficients: the host selection (AUX carries the weights; rows need counts)
-        const si = selectionInputs();
-        const ent = fields[fields.length - 1] as Field;
-        if ('buffer' in ent) throw new ConfigError('eighty-twenty: entropy must be a host array with rolloutIsWeights or a seq-mean-token-sum / seq-mean-token-mean mode (that selection runs on the CPU)', 'entropy');
-        const selArr = this.gpu.pool.acquireHost(n); // pooled: fresh memory costs more than the selection
-        fields.push({ host: selArr.subarray(0, n), scratch: selArr });
-        sel = topEntropyMask(ent.host, si.mask, n, cfg.entropyTopRatio, selArr.subarray(0, n));
-        aggMaskHost = sel;
       }
 
       // Row lengths and aggregation coefficients (float64, on the host).
@@ -1044,8 +1042,7 @@ class WebGpuEngine implements Engine {
       if (isGeo && bRows) regions.push({ buffer: bRows, bytes: B * 16 });
       if (gpuCount && bRows) regions.push({ buffer: bRows, bytes: 16, offset: countByte });
       const gradArr = this.gradRegion(regions, bGrad, n, toBuffer, gradInto);
-      const kind = `policy:${'host' in olp ? 'host' : 'resident'}:${toBuffer ? 'buffer' : 'array'}`;
-      const out = await this.gpu.readback(enc, regions, n, kind);
+      const out = await this.gpu.readback(enc, regions, n);
       const S = WebGpuEngine.sumPartials(out[0] as Float32Array, slots, lengths);
       if (gpuCount) {
         const c = out[isGeo ? 2 : 1] as Float32Array;
@@ -1181,7 +1178,7 @@ class WebGpuEngine implements Engine {
       this.encodeTokenPass(enc, pipe, { olp: bL, lp: bL, adv: bL, mask: bM, aux: null, rows: bRows, grad: bGrad }, bPart, n, { T, B, coef0: perRow ? 1 : (coef[0] ?? 0), rowVec4: T % 4 === 0 ? 1 : 0 }, temps);
       const regions: { buffer: GPUBuffer; bytes: number; into?: Float32Array }[] = [{ buffer: bPart, bytes: slots * 32 }];
       const gradArr = this.gradRegion(regions, bGrad, n, toBuffer, gradInto);
-      const out = await this.gpu.readback(enc, regions, n, `agg:${'host' in l ? 'host' : 'resident'}:${toBuffer ? 'buffer' : 'array'}`);
+      const out = await this.gpu.readback(enc, regions, n);
       const S = WebGpuEngine.sumPartials(out[0] as Float32Array, slots, lengths);
       if (!Number.isFinite(S.inputSum)) {
         if ('host' in l && 'host' in m) toMatrixCheck(l.host, m.host, T);

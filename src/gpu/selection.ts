@@ -9,27 +9,12 @@
  */
 
 import { clipCovSelect } from '../losses/clipCov.js';
-import { kthLargest } from '../losses/common.js';
+import { topKByValue, topKMaskInto } from '../losses/common.js';
 import { selectTopEntropy } from '../losses/eightyTwenty.js';
 
-/** Indices of the `k` largest `values[idx[j]]` (ties: lower index first). */
+/** Indices of the `k` largest `values[idx[j]]` (ties: lower index first), in ascending order; `topKByValue` on them. */
 export function topKIndices(values: ArrayLike<number>, idx: Uint32Array, k: number): Uint32Array {
-  const n = idx.length;
-  if (k <= 0 || n === 0) return new Uint32Array(0);
-  if (k >= n) return idx.slice();
-  const v = new Float64Array(n);
-  for (let j = 0; j < n; j++) v[j] = values[idx[j] as number] as number;
-  const thr = kthLargest(v, k);
-  let above = 0;
-  for (let j = 0; j < n; j++) if ((v[j] as number) > thr) above++;
-  let ties = k - above;
-  const out = new Uint32Array(k);
-  let o = 0;
-  for (let j = 0; j < n; j++) {
-    const x = v[j] as number;
-    if (x > thr || (x === thr && ties-- > 0)) out[o++] = idx[j] as number;
-  }
-  return out;
+  return Uint32Array.from(topKByValue(Array.from(idx, (j) => values[j] as number), Array.from(idx), k));
 }
 
 function validIndices(mask: ArrayLike<number>, n: number): Uint32Array {
@@ -115,8 +100,7 @@ export function klCovSelection(x: SelectionInputs, ratio: number): Float32Array 
   const meanL = sl / N;
   const cov = new Float64Array(n);
   for (const k of idx) cov[k] = ((adv[k] as number) - meanA) * ((lp[k] as number) - meanL);
-  const k = Math.max(1, Math.floor(N * ratio));
-  for (const j of topKIndices(cov, idx, k)) sel[j] = 1;
+  topKMaskInto(cov, mask, n, Math.max(1, Math.floor(N * ratio)), sel);
   return sel;
 }
 

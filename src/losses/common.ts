@@ -249,7 +249,8 @@ export function topKByValue(values: ArrayLike<number>, indices: readonly number[
  * largest `values[i]`, ties at the cut taken lowest index first; 0 everywhere else (every entry of `out[0..n)` is
  * written). k ≥ the valid count selects every valid position; k ≤ 0 none; `k` may be a function of the valid count.
  * Values at valid positions must be finite.
- * The one selection behind eighty-twenty (CPU and WebGPU), `entropyTopMask` and kl_cov's WebGPU selection.
+ * The one host selection behind eighty-twenty (the CPU reference, and the WebGPU engine where it does not select on
+ * the GPU), `entropyTopMask` and kl_cov's WebGPU selection.
  */
 export function topKMaskInto(
   values: ArrayLike<number>,

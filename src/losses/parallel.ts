@@ -20,10 +20,8 @@ import { ShapeError } from '../errors.js';
 import { type FloatArray, rowLengths, toMatrix } from '../matrix.js';
 import { clipMetrics, finiteAtValid, scratch, validateRows } from './common.js';
 import { selectTopEntropy } from './eightyTwenty.js';
-import { gspoRows } from './gspo.js';
+import { ROW_KERNEL_OF_MODE, ROW_KERNELS } from './rowKernels.js';
 import type { RowsKernel } from './rows.js';
-import { sapoRows } from './sapo.js';
-import { vanillaRows } from './vanilla.js';
 import { getPolicyLoss, policyLoss, resolveBatch } from './registry.js';
 import type { PolicyLossBatch, PolicyLossOptions, PolicyLossResult } from './types.js';
 
@@ -71,14 +69,6 @@ export interface ParallelPolicyLoss {
   /** Main-thread timings of the last parallel call, or null. */
   readonly lastTimings: ParallelTimings | null;
 }
-
-/** Loss modes with a row kernel, and the kernel's number in the worker's params (see parallelWorker.ts). */
-const ROW_KERNELS: Readonly<Record<string, { id: number; rows: RowsKernel }>> = {
-  vanilla: { id: 0, rows: vanillaRows },
-  'eighty-twenty': { id: 0, rows: vanillaRows },
-  sapo: { id: 1, rows: sapoRows },
-  gspo: { id: 2, rows: gspoRows },
-};
 
 interface StagedField {
   sab: SharedArrayBuffer;
@@ -268,7 +258,7 @@ export function createParallelPolicyLoss(options: ParallelPolicyLossOptions = {}
     const resolved = resolvePolicyLossConfig(config);
     const eightyTwenty = entry.name === 'eighty-twenty';
     const flat = flatBatch(batch, eightyTwenty);
-    if (!alive || slots.some((s) => s.failed) || !ROW_KERNELS[entry.name] || !flat || flat.B * flat.T < minTokens || flat.B < threads) {
+    if (!alive || slots.some((s) => s.failed) || !Object.hasOwn(ROW_KERNEL_OF_MODE, entry.name) || !flat || flat.B * flat.T < minTokens || flat.B < threads) {
       return policyLoss(lossMode, batch, config, opts);
     }
     const { B, T } = flat;
@@ -301,7 +291,7 @@ export function createParallelPolicyLoss(options: ParallelPolicyLossOptions = {}
       p[3] = resolved.clipRatioHigh;
       p[4] = resolved.clipRatioC;
       p[5] = flat.rolloutIsWeights ? 1 : 0;
-      p[13] = (ROW_KERNELS[entry.name] as { id: number }).id;
+      p[13] = ROW_KERNEL_OF_MODE[entry.name] as number;
       p[14] = resolved.tauPos;
       p[15] = resolved.tauNeg;
       slot.worker.ref();
@@ -360,7 +350,7 @@ export function createParallelPolicyLoss(options: ParallelPolicyLossOptions = {}
       if (mainRowSums.length < B) mainRowSums = new Float64Array(B);
       const rowSums = mainRowSums;
       const sums = new Float64Array(4);
-      (ROW_KERNELS[entry.name] as { rows: RowsKernel }).rows(
+      (ROW_KERNELS[ROW_KERNEL_OF_MODE[entry.name] as number] as RowsKernel)(
         {
           rows: m1,
           T,

@@ -1,13 +1,13 @@
 /**
  * The worker of the two-thread CPU path ({@link createParallelPolicyLoss}): waits on a shared Int32Array, runs
- * {@link vanillaRows} (or `sapoRows`, `gspoRows`) on its staged row range (SharedArrayBuffers it receives once per growth through a
+ * a row kernel (`vanillaRows`, `sapoRows`, `gspoRows`; rowKernels.ts) on its staged row range (SharedArrayBuffers it receives once per growth through a
  * MessagePort, read synchronously with `receiveMessageOnPort`), and signals completion. Started by `parallel.ts`;
  * not a public module.
  *
  * Control words (`ctl`): 0 = request sequence (main increments), 1 = done sequence (worker stores), 2 = command
  * (0 run, 1 stop), 3 = new-buffers flag, 4 = error flag. Params (`params`, float64): 0 rows, 1 T, 2 clipRatioLow,
  * 3 clipRatioHigh, 4 clipRatioC, 5 has IS weights, 6 phase (1 = validate into `rowSums` as row lengths, 2 =
- * compute), 7 has an aggregation mask (eighty-twenty's selection), 13 the row kernel (0 vanillaRows, 1 sapoRows, 2 gspoRows),
+ * compute), 7 has an aggregation mask (eighty-twenty's selection), 13 the row kernel's index in `ROW_KERNELS` (rowKernels.ts),
  * 14 tauPos, 15 tauNeg; outputs: 8..11 the range's raw metric sums, 12 = 1 when the range validated.
  *
  * @module
@@ -16,9 +16,8 @@ import { type MessagePort, receiveMessageOnPort, workerData } from 'node:worker_
 import { resolvePolicyLossConfig } from '../config/policyLoss.js';
 import type { FloatArray } from '../matrix.js';
 import { validateRows } from './common.js';
-import { gspoRows } from './gspo.js';
-import { sapoRows } from './sapo.js';
-import { vanillaRows } from './vanilla.js';
+import { ROW_KERNELS } from './rowKernels.js';
+import type { RowsKernel } from './rows.js';
 
 /** A staged field: its shared memory and element type. */
 interface StagedField {
@@ -74,7 +73,7 @@ for (;;) {
       params[12] = validateRows(mask, olp, lp, adv, w, rows, T, rowSums) ? 1 : 0;
     } else {
       const config = resolvePolicyLossConfig({ clipRatioLow: params[2], clipRatioHigh: params[3], clipRatioC: params[4], tauPos: params[14], tauNeg: params[15] });
-      const rowsKernel = [vanillaRows, sapoRows, gspoRows][params[13] as number] ?? vanillaRows;
+      const rowsKernel = ROW_KERNELS[params[13] as number] as RowsKernel;
       const sums = new Float64Array(data.params, 8 * 8, 4);
       const rowCoef = new Float64Array(staging.rowCoef, 0, rows);
       const aggMask = params[7] === 1 && staging.aggMask ? view(staging.aggMask, n) : null;
