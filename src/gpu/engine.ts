@@ -789,6 +789,24 @@ class WebGpuEngine implements Engine {
     return { loss: r.loss, gradBuffer: r.gradBuffer as GPUBuffer, metrics: r.metrics };
   }
 
+  /**
+   * Run one call with its buffers: `fields` (host scratch of the inputs), `temps` (pooled buffers, released at the
+   * end) and `owned` (buffers handed to the caller, such as a fresh gradient buffer, destroyed only if the call
+   * fails). Errors pass through {@link wrap}.
+   */
+  private async scoped<R>(body: (s: { fields: (Field | null)[]; temps: GPUBuffer[]; owned: GPUBuffer[] }) => Promise<R>): Promise<R> {
+    const s = { fields: [] as (Field | null)[], temps: [] as GPUBuffer[], owned: [] as GPUBuffer[] };
+    try {
+      return await body(s);
+    } catch (err) {
+      for (const b of s.owned) b.destroy();
+      throw this.wrap(err);
+    } finally {
+      for (const t of s.temps) this.gpu.pool.release(t);
+      this.release(s.fields);
+    }
+  }
+
   private async runPolicy(
     lossMode: string,
     batch: EnginePolicyLossBatch,
@@ -808,10 +826,7 @@ class WebGpuEngine implements Engine {
       if (x == null) throw new ShapeError(`batch.${name} is required`, name);
       return x;
     };
-    const fields: (Field | null)[] = [];
-    const temps: GPUBuffer[] = [];
-    const owned: GPUBuffer[] = [];
-    try {
+    return this.scoped(async ({ fields, temps, owned }) => {
       const olp = this.field(need(batch.oldLogProbs, 'oldLogProbs'), 'oldLogProbs', shape);
       fields.push(olp);
       const lp = this.field(need(batch.logProbs, 'logProbs'), 'logProbs', shape);
@@ -1061,15 +1076,8 @@ class WebGpuEngine implements Engine {
       }
       const metrics = this.metrics(lossMode, family, S, zeroed);
       if (extraMetrics) Object.assign(metrics, extraMetrics);
-      owned.length = 0;
       return { loss, grad: gradArr ? (gradInto ?? gradArr) : null, gradBuffer: toBuffer ? bGrad : null, metrics };
-    } catch (err) {
-      for (const b of owned) b.destroy();
-      throw this.wrap(err);
-    } finally {
-      for (const t of temps) this.gpu.pool.release(t);
-      this.release(fields);
-    }
+    });
   }
 
   private metrics(lossMode: string, family: Family, S: PartialSums, zeroed: number): Record<string, number> {
@@ -1149,10 +1157,7 @@ class WebGpuEngine implements Engine {
     const s = this.shapeOf([mask, lossMat], shape, 'mask');
     const [B, T] = s;
     const n = B * T;
-    const fields: Field[] = [];
-    const temps: GPUBuffer[] = [];
-    const owned: GPUBuffer[] = [];
-    try {
+    return this.scoped(async ({ fields, temps, owned }) => {
       const l = this.field(lossMat, 'lossMat', s);
       fields.push(l);
       const m = this.field(mask, 'mask', s);
@@ -1184,15 +1189,8 @@ class WebGpuEngine implements Engine {
         if ('host' in l && 'host' in m) toMatrixCheck(l.host, m.host, T);
         else throw new ValueError('lossMat: a non-finite value (or a float32 overflow) at a valid position', 'lossMat');
       }
-      owned.length = 0;
       return { loss: S.loss, grad: gradArr ? (gradInto ?? gradArr) : null, gradBuffer: toBuffer ? bGrad : null };
-    } catch (err) {
-      for (const b of owned) b.destroy();
-      throw this.wrap(err);
-    } finally {
-      for (const t of temps) this.gpu.pool.release(t);
-      this.release(fields);
-    }
+    });
   }
 }
 
