@@ -297,6 +297,71 @@ describe.skipIf(!engine)(`chunked dispatches over small binding windows (${reaso
   });
 });
 
+describe.skipIf(!engine)(`streamed uploads and read-backs (${reasonText})`, () => {
+  it('give bit-identical results to one upload, for every mode, host and GPU-buffer gradients', async () => {
+    // 256 tokens per workgroup and per piece: 12321 tokens stream as 49 pieces
+    const streamed = await createEngine({ backend: 'webgpu', vec4PerInvocation: 1, streamPieceTokens: 1 });
+    const whole = await createEngine({ backend: 'webgpu', vec4PerInvocation: 1, streamPieceTokens: 0 });
+    const windowed = await createEngine({ backend: 'webgpu', vec4PerInvocation: 1, streamPieceTokens: 3000, maxBindingBytes: 16384 });
+    try {
+      const gpu = streamed.gpu!;
+      const start = gpu.readbackStart.bind(gpu);
+      let starts = 0;
+      gpu.readbackStart = (...a: Parameters<typeof start>) => {
+        starts++;
+        return start(...a);
+      };
+      const b = hostBatch(37, 333, 17, true);
+      const nw = { ...b, rolloutIsWeights: null };
+      for (const [mode, cfg] of [...MODES, ['eighty-twenty', { entropyTopRatio: 0.2 }] as [string, PolicyLossConfig]]) {
+        for (const batch of [b, nw]) {
+          starts = 0;
+          const into = new Float32Array(37 * 333 + 5).fill(7);
+          const s = await streamed.policyLoss(mode, batch, cfg, { gradInto: into });
+          const w = await whole.policyLoss(mode, batch, cfg);
+          expect(s.loss, mode).toBe(w.loss);
+          expect(s.metrics, mode).toEqual(w.metrics);
+          expect(s.grad).toBe(into);
+          expect(Array.from(into.subarray(0, 37 * 333)), mode).toEqual(Array.from(w.grad));
+          expect(into[37 * 333], 'gradInto past n untouched').toBe(7);
+          sameResult({ ...s, grad: into.subarray(0, 37 * 333) }, policyLoss(mode, cpuBatch(batch), cfg), `streamed ${mode}`);
+          sameResult(await windowed.policyLoss(mode, batch, cfg), policyLoss(mode, cpuBatch(batch), cfg), `streamed in windows ${mode}`);
+          // streamed wherever the token pass reads host inputs straight away (not after gspo / geo_mean's row pass)
+          if (mode !== 'gspo' && mode !== 'geo_mean' && mode !== 'bypass_mode') expect(starts, mode).toBeGreaterThan(40);
+        }
+      }
+      // a GPU-buffer gradient from host inputs: streamed uploads, no piece read-backs
+      const g = await streamed.policyLossGpu('vanilla', b, MODES[0]![1]);
+      const stage = streamed.gpu!.device.createBuffer({ size: g.gradBuffer.size, usage: BufferUsage.MAP_READ | BufferUsage.COPY_DST });
+      const enc = streamed.gpu!.device.createCommandEncoder();
+      enc.copyBufferToBuffer(g.gradBuffer, 0, stage, 0, g.gradBuffer.size);
+      streamed.gpu!.device.queue.submit([enc.finish()]);
+      await stage.mapAsync(MapMode.READ);
+      const got = new Float32Array(stage.getMappedRange().slice(0, 37 * 333 * 4));
+      stage.destroy();
+      g.gradBuffer.destroy();
+      expect(Array.from(got)).toEqual(Array.from((await whole.policyLoss('vanilla', b, MODES[0]![1])).grad));
+      // a non-finite input in a late piece is still reported, and the engine keeps working
+      const lp = Float32Array.from(b.logProbs as Float32Array);
+      const m = b.responseMask as Float32Array;
+      let k = m.length - 1;
+      while (m[k] !== 1) k--;
+      lp[k] = Number.POSITIVE_INFINITY;
+      await expect(streamed.policyLoss('vanilla', { ...b, logProbs: lp })).rejects.toThrow(/logProbs: non-finite value Infinity/);
+      expect((await streamed.policyLoss('vanilla', b)).loss).toBe((await whole.policyLoss('vanilla', b)).loss);
+    } finally {
+      streamed.destroy();
+      whole.destroy();
+      windowed.destroy();
+    }
+  });
+
+  it('rejects a bad streamPieceTokens', async () => {
+    await expect(createEngine({ backend: 'webgpu', streamPieceTokens: -1 })).rejects.toThrow(/streamPieceTokens must be an integer >= 0/);
+    await expect(createEngine({ backend: 'cpu', streamPieceTokens: 1.5 })).rejects.toThrow(/streamPieceTokens/);
+  });
+});
+
 describe.skipIf(!engine)(`barrier-tree reductions without subgroups (${reasonText})`, () => {
   it('agree with the CPU reference', async () => {
     const tree = await createEngine({ backend: 'webgpu', disableSubgroups: true });

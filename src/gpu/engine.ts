@@ -43,7 +43,7 @@ import { checkRolloutCorrectionConfig, rolloutCorrectionArrays } from '../losses
 import { METRIC, type PolicyLossBatch } from '../losses/types.js';
 import { checkFiniteAtValid, isNested, type MatrixInput, nestedShape, type Shape2D } from '../matrix.js';
 import { BufferUsage, roundUp } from './buffers.js';
-import { GpuContext, type Grid, type KernelParams } from './context.js';
+import { GpuContext, type Grid, type KernelParams, STREAM_PIECE_TOKENS } from './context.js';
 import { acquireDevice } from './device.js';
 import type { PipelineConstants } from './pipelineCache.js';
 import { clipCovCorr, klCovSelection, type SelectionInputs, topEntropyMask } from './selection.js';
@@ -69,6 +69,13 @@ export interface EngineOptions {
   maxBindingBytes?: number;
   /** vec4 loads per invocation of the token pass (a power of two; default 128 on software adapters, 16 on GPUs). */
   vec4PerInvocation?: number;
+  /**
+   * Tokens per upload piece when a call's log-probs and advantages are host arrays (default
+   * {@link STREAM_PIECE_TOKENS}; rounded to whole workgroups; `0` uploads each input at once). Each piece's token pass
+   * is submitted as soon as the piece is uploaded, so the GPU works while the next piece uploads. Results do not
+   * depend on it.
+   */
+  streamPieceTokens?: number;
 }
 
 /** A `[B][T]` input of an engine call: host values (as for the CPU functions) or a `GPUBuffer` of float32. */
@@ -290,6 +297,8 @@ export const GPU_LOSS_MODES: Readonly<Record<string, ModeSpec>> = {
 
 /** A `[B·T]` input resolved for the GPU: host float32 values, or a caller's buffer. */
 type Field = { host: Float32Array; scratch: Float32Array | null } | { buffer: GPUBuffer };
+/** A token-pass input: a GPU buffer, or host values the pass uploads piece by piece (streamed). */
+type PassInput = GPUBuffer | Float32Array;
 
 /** Histogram bins of shaders/topk.wgsl. */
 const TOPK_BINS = 4096;
@@ -318,6 +327,7 @@ class WebGpuEngine implements Engine {
   constructor(
     readonly gpu: GpuContext,
     readonly reason: string,
+    private readonly streamPieceTokens = STREAM_PIECE_TOKENS,
   ) {}
 
   destroy(): void {
@@ -476,7 +486,8 @@ class WebGpuEngine implements Engine {
 
   /**
    * For a call that returns a host gradient (`!toBuffer`): check `gradInto`, add `bGrad`'s read-back region to
-   * `regions` and return the array it lands in (`gradInto`'s first `n` entries, or a fresh one). Null for `toBuffer`.
+   * `regions` (unless the token pass is `streamed`: it reads the gradient back piece by piece) and return the array
+   * it lands in (`gradInto`'s first `n` entries, or a fresh one). Null for `toBuffer`.
    */
   private gradRegion(
     regions: { buffer: GPUBuffer; bytes: number; into?: Float32Array }[],
@@ -484,11 +495,12 @@ class WebGpuEngine implements Engine {
     n: number,
     toBuffer: boolean,
     gradInto: Float32Array | undefined,
+    streamed = false,
   ): Float32Array | null {
     if (toBuffer) return null;
     if (gradInto && gradInto.length < n) throw new ShapeError(`gradInto: length ${gradInto.length} < ${n}`, 'gradInto');
     const gradArr = gradInto ? gradInto.subarray(0, n) : new Float32Array(n);
-    regions.push({ buffer: bGrad, bytes: n * 4, into: gradArr });
+    if (!streamed) regions.push({ buffer: bGrad, bytes: n * 4, into: gradArr }); // streamed: read back piece by piece
     return gradArr;
   }
 
@@ -536,27 +548,46 @@ class WebGpuEngine implements Engine {
   }
 
   /** Encode the token pass over n tokens in binding-sized chunks; returns the number of partial slots. */
+  /**
+   * Encode the token pass over n tokens. Inputs given as host arrays (`olp`, `lp`, `adv`) are streamed: each
+   * piece of {@link streamPiece} tokens is uploaded into its own pooled buffer and its dispatch submitted at once,
+   * so the GPU computes one piece while the next uploads. (Pieces need their own buffers: Dawn's `writeBuffer` into
+   * a buffer that submitted work still reads takes a slow path, ~50 ns/token on lavapipe.) With `gradOut`, a
+   * streamed pass also reads each piece's gradient back into it as soon as the piece is submitted: the returned
+   * `pieces` wait and copy out (await them in order, each once). Returns the encoder to record further commands into
+   * (a fresh one after a streamed pass).
+   */
   private encodeTokenPass(
     enc: GPUCommandEncoder,
     pipe: GPUComputePipeline,
-    b: { olp: GPUBuffer; lp: GPUBuffer; adv: GPUBuffer; mask: GPUBuffer; aux: GPUBuffer | null; rows: GPUBuffer | null; grad: GPUBuffer },
+    b: { olp: PassInput; lp: PassInput; adv: PassInput; mask: GPUBuffer; aux: GPUBuffer | null; rows: GPUBuffer | null; grad: GPUBuffer },
     part: GPUBuffer,
     n: number,
     p: KernelParams,
     temps: GPUBuffer[],
-  ): void {
-    for (const { base, cnt, nwg, g, wgOffset } of this.tokenChunks(n)) {
+    gradOut: Float32Array | null = null,
+  ): { enc: GPUCommandEncoder; pieces: (() => Promise<unknown>)[] } {
+    const pieces: (() => Promise<unknown>)[] = [];
+    const streamed = [b.olp, b.lp, b.adv].some((x) => x instanceof Float32Array);
+    for (const { base, cnt, nwg, g, wgOffset } of this.tokenChunks(n, streamed)) {
       const u = this.gpu.uniform({ ...p, n: cnt, base, wgOffset, groupsX: g.x, nwg });
       temps.push(u);
-      const win = (x: GPUBuffer): GPUBufferBinding => ({ buffer: x, offset: base * 4, size: roundUp(Math.max(cnt, 4) * 4, 16) });
+      const size = roundUp(Math.max(cnt, 4) * 4, 16);
+      const win = (x: GPUBuffer): GPUBufferBinding => ({ buffer: x, offset: base * 4, size });
+      const input = (x: PassInput): GPUBufferBinding => {
+        if (!(x instanceof Float32Array)) return win(x);
+        const buf = this.gpu.upload(x.subarray(base, base + cnt));
+        temps.push(buf);
+        return { buffer: buf, offset: 0, size };
+      };
       this.gpu.dispatch(
         enc,
         pipe,
         [
           { buffer: u },
-          win(b.olp),
-          win(b.lp),
-          win(b.adv),
+          input(b.olp),
+          input(b.lp),
+          input(b.adv),
           win(b.mask),
           b.aux ? win(b.aux) : { buffer: this.gpu.dummy },
           { buffer: b.rows ?? this.gpu.dummy },
@@ -565,16 +596,43 @@ class WebGpuEngine implements Engine {
         ],
         g,
       );
+      if (streamed) {
+        if (gradOut) pieces.push(this.gpu.readbackStart(enc, [{ buffer: b.grad, offset: base * 4, bytes: cnt * 4, into: gradOut.subarray(base, base + cnt) }], cnt));
+        else this.gpu.device.queue.submit([enc.finish()]);
+        enc = this.gpu.device.createCommandEncoder();
+      }
     }
+    return { enc, pieces };
+  }
+
+  /** Await a streamed pass's piece read-backs in order, every one of them (each releases its staging buffer). */
+  private static async drain(pieces: readonly (() => Promise<unknown>)[]): Promise<void> {
+    let failure: unknown = null;
+    for (const f of pieces) {
+      try {
+        await f();
+      } catch (err) {
+        failure ??= err;
+      }
+    }
+    if (failure !== null) throw failure;
+  }
+
+  /** Tokens per streamed piece: the engine's `streamPieceTokens` in whole workgroups, within one binding window. */
+  private get streamPiece(): number {
+    const tpw = this.gpu.tokensPerWorkgroup;
+    const window = Math.floor(this.gpu.maxBindingFloats / tpw) * tpw;
+    return this.streamPieceTokens > 0 ? Math.min(window, Math.max(1, Math.round(this.streamPieceTokens / tpw)) * tpw) : window;
   }
 
   /**
-   * The binding-sized chunks of a token pass over n tokens (one empty chunk when n = 0): first token, tokens,
-   * workgroups, grid, and the first partial-sum slot.
+   * The chunks of a token pass over n tokens (one empty chunk when n = 0): binding windows, or stream pieces when
+   * `streamed`. Each: first token, tokens, workgroups, grid, and the first partial-sum slot. Chunks are whole
+   * workgroups, so the partial-sum slots number ceil(n / tokensPerWorkgroup) either way ({@link WebGpuEngine.slots}).
    */
-  private *tokenChunks(n: number): Generator<{ base: number; cnt: number; nwg: number; g: Grid; wgOffset: number }> {
+  private *tokenChunks(n: number, streamed = false): Generator<{ base: number; cnt: number; nwg: number; g: Grid; wgOffset: number }> {
     const tpw = this.gpu.tokensPerWorkgroup;
-    const chunk = Math.floor(this.gpu.maxBindingFloats / tpw) * tpw;
+    const chunk = streamed ? this.streamPiece : Math.floor(this.gpu.maxBindingFloats / tpw) * tpw;
     let wgOffset = 0;
     for (let base = 0; base < n || (n === 0 && base === 0); base += chunk) {
       const cnt = Math.max(0, Math.min(chunk, n - base));
@@ -967,9 +1025,13 @@ class WebGpuEngine implements Engine {
         this.encodeCountPass(enc0, countPipe, bMask, bRows, countByte, n, temps);
         this.gpu.device.queue.submit([enc0.finish()]);
       }
-      const bOlp = this.bind(olp, temps);
-      const bLp = this.bind(lp, temps);
-      const bAdv = this.bind(adv, temps);
+      // Host log-probs and advantages of a batch above one piece are streamed by the token pass (encodeTokenPass);
+      // the row pass (gspo, geo_mean) reads them whole before it, so they are uploaded at once there.
+      const stream = !needRows && n > this.streamPiece && 'host' in olp && 'host' in lp && 'host' in adv;
+      const passInput = (f: Field): PassInput => (stream && 'host' in f ? f.host : this.bind(f, temps));
+      const bOlp = passInput(olp);
+      const bLp = passInput(lp);
+      const bAdv = passInput(adv);
       // Weights (IS weights, clip_cov's corr) and kl_cov / eighty-twenty's selection share one AUX input.
       let bW: GPUBuffer | null = null;
       if (wHost) {
@@ -1050,14 +1112,18 @@ class WebGpuEngine implements Engine {
         needRows ? this.rowPipeline(isGeo ? 2 : 1, isGeo && bW !== null) : Promise.resolve(null),
       ]);
       this.gpu.checkAlive();
-      const enc = this.gpu.device.createCommandEncoder();
-      if (rowPipe && bRows) this.encodeRowPass(enc, rowPipe, { olp: bOlp, lp: bLp, adv: bAdv, mask: bMask, w: bW }, bRows, B, T, params, temps);
-      this.encodeTokenPass(enc, tokPipe, { olp: bOlp, lp: bLp, adv: bAdv, mask: bMask, aux: bAux, rows: bRows, grad: bGrad }, bPart, n, params, temps);
+      let enc = this.gpu.device.createCommandEncoder();
+      if (rowPipe && bRows) {
+        if (bOlp instanceof Float32Array || bLp instanceof Float32Array || bAdv instanceof Float32Array) throw new GpuError('internal: the row pass needs its inputs uploaded whole');
+        this.encodeRowPass(enc, rowPipe, { olp: bOlp, lp: bLp, adv: bAdv, mask: bMask, w: bW }, bRows, B, T, params, temps);
+      }
       const regions: { buffer: GPUBuffer; bytes: number; into?: Float32Array; offset?: number }[] = [{ buffer: bPart, bytes: slots * 32 }];
       if (isGeo && bRows) regions.push({ buffer: bRows, bytes: B * 16 });
       if (gpuCount && bRows) regions.push({ buffer: bRows, bytes: 16, offset: countByte });
-      const gradArr = this.gradRegion(regions, bGrad, n, toBuffer, gradInto);
-      const out = await this.gpu.readback(enc, regions, n);
+      const gradArr = this.gradRegion(regions, bGrad, n, toBuffer, gradInto, stream);
+      const pass = this.encodeTokenPass(enc, tokPipe, { olp: bOlp, lp: bLp, adv: bAdv, mask: bMask, aux: bAux, rows: bRows, grad: bGrad }, bPart, n, params, temps, stream ? gradArr : null);
+      await WebGpuEngine.drain(pass.pieces);
+      const out = await this.gpu.readback(pass.enc, regions, n);
       const S = WebGpuEngine.sumPartials(out[0] as Float32Array, slots, lengths);
       if (gpuCount) {
         const c = out[isGeo ? 2 : 1] as Float32Array;
@@ -1179,8 +1245,7 @@ class WebGpuEngine implements Engine {
       const bPart = this.gpu.output(slots * 32, 'lumirag-partials');
       temps.push(bPart);
       const pipe = await this.tokenPipeline('agg', { HAS_W: false, HAS_SEL: false, SEL_AGG: false, PER_ROW: perRow, NEED_ROW: false });
-      const enc = this.gpu.device.createCommandEncoder();
-      this.encodeTokenPass(enc, pipe, { olp: bL, lp: bL, adv: bL, mask: bM, aux: null, rows: bRows, grad: bGrad }, bPart, n, { T, B, coef0: perRow ? 1 : (coef[0] ?? 0), rowVec4: T % 4 === 0 ? 1 : 0 }, temps);
+      const { enc } = this.encodeTokenPass(this.gpu.device.createCommandEncoder(), pipe, { olp: bL, lp: bL, adv: bL, mask: bM, aux: null, rows: bRows, grad: bGrad }, bPart, n, { T, B, coef0: perRow ? 1 : (coef[0] ?? 0), rowVec4: T % 4 === 0 ? 1 : 0 }, temps);
       const regions: { buffer: GPUBuffer; bytes: number; into?: Float32Array }[] = [{ buffer: bPart, bytes: slots * 32 }];
       const gradArr = this.gradRegion(regions, bGrad, n, toBuffer, gradInto);
       const out = await this.gpu.readback(enc, regions, n);
@@ -1213,11 +1278,13 @@ export async function createEngine(options: EngineOptions = {}): Promise<Engine>
   if (backend !== 'webgpu' && backend !== 'cpu' && backend !== 'auto') {
     throw new ConfigError(`backend must be 'webgpu', 'cpu' or 'auto', got ${JSON.stringify(backend)}`, 'backend');
   }
+  const piece = options.streamPieceTokens ?? STREAM_PIECE_TOKENS;
+  if (!Number.isSafeInteger(piece) || piece < 0) throw new ConfigError(`streamPieceTokens must be an integer >= 0, got ${piece}`, 'streamPieceTokens');
   if (backend === 'cpu') return new CpuEngine('backend: cpu requested');
   try {
     const acquired = await acquireDevice(options);
     const ctx = new GpuContext(acquired, options.maxBindingBytes, options.vec4PerInvocation);
-    return new WebGpuEngine(ctx, `${backend}: WebGPU adapter ${acquired.description}${acquired.subgroups ? ' (subgroups)' : ' (no subgroups: barrier-tree reductions)'}`);
+    return new WebGpuEngine(ctx, `${backend}: WebGPU adapter ${acquired.description}${acquired.subgroups ? ' (subgroups)' : ' (no subgroups: barrier-tree reductions)'}`, piece);
   } catch (err) {
     if (backend === 'auto' && err instanceof GpuUnavailableError) return new CpuEngine(`auto: ${err.message}`);
     if (err instanceof GpuUnavailableError) throw err;
