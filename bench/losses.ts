@@ -14,6 +14,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeBenchBatch, type BenchBatch, writeBenchBatch } from './data.js';
 import { startTorch } from './torchWorker.js';
+
+/** Pause after each PyTorch repetition before timing anything else (see the interleaved loop). */
+const TORCH_SETTLE_MS = 150;
 import type { BenchOptions, BenchSection } from './types.js';
 
 const DAPO: PolicyLossConfig = { clipRatioLow: 0.2, clipRatioHigh: 0.28, clipRatioC: 3, lossAggMode: 'token-mean' };
@@ -28,26 +31,21 @@ async function bestAsync(reps: number, f: () => Promise<unknown>): Promise<numbe
   return b;
 }
 
-/**
- * Time the WebGPU diagnostic columns for one batch (ms, minimum over reps): upload alone, GPU-resident, kernel,
- * read-back. (End to end is timed in {@link run}, interleaved with the CPU columns.)
- */
-async function gpuColumns(e: Engine, b: BenchBatch, reps: number, into: Float32Array): Promise<{ upload: number; kernel: number; readback: number; resident: number }> {
-  const gpu = e.gpu!;
-  const dev = gpu.device;
-  const n = b.B * b.T;
+/** GPU-resident inputs for one batch: the four inputs in upload-only buffers, row lengths known, a gradient buffer. */
+interface Resident {
+  ins: GPUBuffer[];
+  grad: GPUBuffer;
+  /** One GPU-resident call (the gradient stays on the GPU). */
+  call: () => Promise<unknown>;
+}
 
-  // Upload alone: four upload-only buffers (kept), writeBuffer + wait.
+function residentBatch(e: Engine, b: BenchBatch): Resident {
+  const dev = e.gpu!.device;
+  const n = b.B * b.T;
   const ins = [b.oldLogProbs, b.logProbs, b.advantages, b.responseMask].map((a) =>
     dev.createBuffer({ size: Math.ceil(a.byteLength / 16) * 16, usage: BufferUsage.STORAGE | BufferUsage.COPY_DST }),
   );
-  const srcs = [b.oldLogProbs, b.logProbs, b.advantages, b.responseMask];
-  const upload = await bestAsync(reps, async () => {
-    srcs.forEach((a, i) => dev.queue.writeBuffer(ins[i] as GPUBuffer, 0, a.buffer, a.byteOffset, a.byteLength));
-    await dev.queue.onSubmittedWorkDone();
-  });
-
-  // GPU-resident: inputs already on the GPU, row lengths known, gradient left in a GPU buffer.
+  [b.oldLogProbs, b.logProbs, b.advantages, b.responseMask].forEach((a, i) => dev.queue.writeBuffer(ins[i] as GPUBuffer, 0, a.buffer, a.byteOffset, a.byteLength));
   const lengths = new Float64Array(b.B);
   for (let i = 0; i < b.B; i++) {
     let s = 0;
@@ -55,29 +53,40 @@ async function gpuColumns(e: Engine, b: BenchBatch, reps: number, into: Float32A
     lengths[i] = s;
   }
   const grad = dev.createBuffer({ size: Math.ceil((n * 4) / 16) * 16, usage: BufferUsage.STORAGE | BufferUsage.COPY_SRC });
-  const resBatch = { oldLogProbs: ins[0]!, logProbs: ins[1]!, advantages: ins[2]!, responseMask: ins[3]!, shape: [b.B, b.T] as const, rowLengths: lengths };
-  for (let w = 0; w < 8; w++) await e.policyLossGpu('vanilla', resBatch, DAPO, { gradBuffer: grad });
-  const resident = await bestAsync(reps, () => e.policyLossGpu('vanilla', resBatch, DAPO, { gradBuffer: grad }));
+  const batch = { oldLogProbs: ins[0]!, logProbs: ins[1]!, advantages: ins[2]!, responseMask: ins[3]!, shape: [b.B, b.T] as const, rowLengths: lengths };
+  return { ins, grad, call: () => e.policyLossGpu('vanilla', batch, DAPO, { gradBuffer: grad }) };
+}
 
-  // Kernel alone: the same token pass, GPU time from an empty-queue submit to completion, minus a no-op submit.
+/**
+ * Time the WebGPU diagnostic columns for one batch (ms, minimum over reps): upload alone, the no-op submit round
+ * trip (kernel = resident − it) and read-back alone. The resident call itself is timed in the interleaved loop.
+ */
+async function gpuColumns(e: Engine, b: BenchBatch, res: Resident, reps: number, into: Float32Array): Promise<{ upload: number; noop: number; readback: number }> {
+  const dev = e.gpu!.device;
+  const n = b.B * b.T;
+  const srcs = [b.oldLogProbs, b.logProbs, b.advantages, b.responseMask];
+  // Upload alone: writeBuffer of the four inputs into the (upload-only) resident buffers + wait.
+  const upload = await bestAsync(reps, async () => {
+    srcs.forEach((a, i) => dev.queue.writeBuffer(res.ins[i] as GPUBuffer, 0, a.buffer, a.byteOffset, a.byteLength));
+    await dev.queue.onSubmittedWorkDone();
+  });
+  // An empty-queue submit round trip (subtracted from the resident call to give the kernel).
   const noop = await bestAsync(reps, async () => {
     dev.queue.submit([dev.createCommandEncoder().finish()]);
     await dev.queue.onSubmittedWorkDone();
   });
-  const kernel = Math.max(0, resident - noop);
-
   // Read-back alone: gradient buffer → staging → host array.
-  const staging = dev.createBuffer({ size: grad.size, usage: BufferUsage.MAP_READ | BufferUsage.COPY_DST });
+  const staging = dev.createBuffer({ size: res.grad.size, usage: BufferUsage.MAP_READ | BufferUsage.COPY_DST });
   const readback = await bestAsync(reps, async () => {
     const enc = dev.createCommandEncoder();
-    enc.copyBufferToBuffer(grad, 0, staging, 0, grad.size);
+    enc.copyBufferToBuffer(res.grad, 0, staging, 0, res.grad.size);
     dev.queue.submit([enc.finish()]);
     await staging.mapAsync(MapMode.READ);
     into.set(new Float32Array(staging.getMappedRange(), 0, n));
     staging.unmap();
   });
-  for (const x of [...ins, grad, staging]) x.destroy();
-  return { upload, kernel, readback, resident };
+  staging.destroy();
+  return { upload, noop, readback };
 }
 
 /** The bench section (see the module comment). */
@@ -139,12 +148,14 @@ export async function run(opts: BenchOptions): Promise<BenchSection> {
       for (let w = 0; w < 30; w++) policyLoss('vanilla', slice, DAPO);
       policyLoss('vanilla', cpuBatch, DAPO, { gradInto: cpuGrad });
       await par.policyLoss('vanilla', cpuBatch, DAPO, { gradInto: cpuGrad });
+      const res = gpuOn ? residentBatch(engine, b) : null;
       if (gpuOn) for (let w = 0; w < 8; w++) await engine.policyLoss('vanilla', cpuBatch, DAPO, { gradInto: gpuGrad });
+      if (res) for (let w = 0; w < 8; w++) await res.call();
 
       // The headline columns, interleaved rep by rep so that a slow spell of this shared machine hits them alike.
       const srcs = [b.oldLogProbs, b.logProbs, b.advantages, b.responseMask];
       const dsts = srcs.map((a) => new Float32Array(a.length).fill(1));
-      let [yard, cpu, par2, parCopy, e2e, torchMs] = [Infinity, Infinity, Infinity, 0, Infinity, Infinity];
+      let [yard, cpu, par2, parCopy, e2e, resident, torchMs] = [Infinity, Infinity, Infinity, 0, Infinity, Infinity, Infinity];
       for (let r = 0; r < reps; r++) {
         let t = performance.now();
         for (let i = 0; i < 4; i++) (dsts[i] as Float32Array).set(srcs[i] as Float32Array);
@@ -162,7 +173,17 @@ export async function run(opts: BenchOptions): Promise<BenchSection> {
           await engine.policyLoss('vanilla', cpuBatch, DAPO, { gradInto: gpuGrad });
           e2e = Math.min(e2e, performance.now() - t);
         }
-        if (torch) torchMs = Math.min(torchMs, await torch.run(key));
+        if (res) {
+          t = performance.now();
+          await res.call();
+          resident = Math.min(resident, performance.now() - t);
+        }
+        if (torch) {
+          torchMs = Math.min(torchMs, await torch.run(key));
+          // PyTorch's OpenMP threads spin on after a rep (here ~20 ms of CPU in the next 50 ms): let them settle
+          // so they do not slow the column timed next.
+          await new Promise((r) => setTimeout(r, TORCH_SETTLE_MS));
+        }
       }
       if (torch) await torch.drop(key);
       const parCols = [ns(par2), cpu / par2, ns(parCopy), torch ? ns(torchMs) : '-'];
@@ -170,7 +191,9 @@ export async function run(opts: BenchOptions): Promise<BenchSection> {
         section.rows.push([`2^${k}`, ns(yard), ns(cpu), '-', '-', '-', '-', '-', '-', cpu / yard, '-', '-', '-', '-', '-', '-', ...parCols]);
         continue;
       }
-      const g = await gpuColumns(engine, b, reps, gpuGrad);
+      const g0 = await gpuColumns(engine, b, res as Resident, reps, gpuGrad);
+      for (const x of [...(res as Resident).ins, (res as Resident).grad]) x.destroy();
+      const g = { ...g0, resident, kernel: Math.max(0, resident - g0.noop) };
       section.rows.push([
         `2^${k}`,
         ns(yard),
@@ -205,7 +228,7 @@ export async function run(opts: BenchOptions): Promise<BenchSection> {
     'CPU 2 threads: createParallelPolicyLoss({ threads: 2 }) (main thread + 1 worker, SharedArrayBuffer staging, same gradInto); copy = copying the worker\'s inputs in and its gradient out, on the main thread',
     'e2e: engine.policyLoss on host Float32Arrays with gradInto (a reused output array): validation + row lengths + upload + kernel + partial sums + gradient read-back',
     'resident: engine.policyLossGpu on GPUBuffer inputs with rowLengths and a caller gradBuffer (the gradient never leaves the GPU); kernel = resident − an empty submit round trip',
-    'yardstick, CPU ref, CPU 2 threads, WebGPU e2e and PyTorch are timed interleaved, rep by rep (minimum of max(7, reps) each), so a slow spell of the machine hits them alike; the other WebGPU columns follow, same reps',
+    'yardstick, CPU ref, CPU 2 threads, WebGPU e2e, resident and PyTorch are timed interleaved, rep by rep (minimum of max(7, reps) each), so a slow spell of the machine hits them alike (after each PyTorch rep the bench waits 150 ms: its OpenMP threads spin on for a while); upload, readback and the no-op round trip follow, same reps',
     'upload: queue.writeBuffer of the four inputs into upload-only buffers + onSubmittedWorkDone; readback: gradient buffer → staging → mapAsync → copy into a host array',
   );
   return section;
