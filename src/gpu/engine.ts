@@ -297,6 +297,8 @@ export const GPU_LOSS_MODES: Readonly<Record<string, ModeSpec>> = {
 
 /** A `[B·T]` input resolved for the GPU: host float32 values, or a caller's buffer. */
 type Field = { host: Float32Array; scratch: Float32Array | null } | { buffer: GPUBuffer };
+/** A region of a GPU buffer to read back: `bytes` from byte `offset` (default 0), into `into` when given. */
+type ReadRegion = { buffer: GPUBuffer; bytes: number; into?: Float32Array; offset?: number };
 /** A token-pass input: a GPU buffer, or host values the pass uploads piece by piece (streamed). */
 type PassInput = GPUBuffer | Float32Array;
 
@@ -490,7 +492,7 @@ class WebGpuEngine implements Engine {
    * it lands in (`gradInto`'s first `n` entries, or a fresh one). Null for `toBuffer`.
    */
   private gradRegion(
-    regions: { buffer: GPUBuffer; bytes: number; into?: Float32Array }[],
+    regions: ReadRegion[],
     bGrad: GPUBuffer,
     n: number,
     toBuffer: boolean,
@@ -566,10 +568,12 @@ class WebGpuEngine implements Engine {
     p: KernelParams,
     temps: GPUBuffer[],
     gradOut: Float32Array | null = null,
-  ): { enc: GPUCommandEncoder; pieces: (() => Promise<unknown>)[] } {
-    const pieces: (() => Promise<unknown>)[] = [];
+    tail: readonly ReadRegion[] = [],
+  ): { enc: GPUCommandEncoder; pieces: (() => Promise<Float32Array[]>)[] } {
+    const pieces: (() => Promise<Float32Array[]>)[] = [];
     const streamed = [b.olp, b.lp, b.adv].some((x) => x instanceof Float32Array);
-    for (const { base, cnt, nwg, g, wgOffset } of this.tokenChunks(n, streamed)) {
+    const chunks = [...this.tokenChunks(n, streamed)];
+    for (const [i, { base, cnt, nwg, g, wgOffset }] of chunks.entries()) {
       const u = this.gpu.uniform({ ...p, n: cnt, base, wgOffset, groupsX: g.x, nwg });
       temps.push(u);
       const size = roundUp(Math.max(cnt, 4) * 4, 16);
@@ -597,7 +601,11 @@ class WebGpuEngine implements Engine {
         g,
       );
       if (streamed) {
-        if (gradOut) pieces.push(this.gpu.readbackStart(enc, [{ buffer: b.grad, offset: base * 4, bytes: cnt * 4, into: gradOut.subarray(base, base + cnt) }], cnt));
+        if (gradOut) {
+          // the last piece's read-back also carries `tail` (the partial sums...): no extra round trip for them
+          const piece: ReadRegion = { buffer: b.grad, offset: base * 4, bytes: cnt * 4, into: gradOut.subarray(base, base + cnt) };
+          pieces.push(this.gpu.readbackStart(enc, i === chunks.length - 1 ? [piece, ...tail] : [piece], cnt));
+        }
         else this.gpu.device.queue.submit([enc.finish()]);
         enc = this.gpu.device.createCommandEncoder();
       }
@@ -605,17 +613,22 @@ class WebGpuEngine implements Engine {
     return { enc, pieces };
   }
 
-  /** Await a streamed pass's piece read-backs in order, every one of them (each releases its staging buffer). */
-  private static async drain(pieces: readonly (() => Promise<unknown>)[]): Promise<void> {
+  /**
+   * Await a streamed pass's piece read-backs in order, every one of them (each releases its staging buffer), and
+   * return the last one's regions after its gradient piece (the `tail` given to {@link encodeTokenPass}).
+   */
+  private static async drain(pieces: readonly (() => Promise<Float32Array[]>)[]): Promise<Float32Array[]> {
     let failure: unknown = null;
+    let last: Float32Array[] = [];
     for (const f of pieces) {
       try {
-        await f();
+        last = await f();
       } catch (err) {
         failure ??= err;
       }
     }
     if (failure !== null) throw failure;
+    return last.slice(1);
   }
 
   /** Tokens per streamed piece: the engine's `streamPieceTokens` in whole workgroups, within one binding window. */
@@ -1117,13 +1130,12 @@ class WebGpuEngine implements Engine {
         if (bOlp instanceof Float32Array || bLp instanceof Float32Array || bAdv instanceof Float32Array) throw new GpuError('internal: the row pass needs its inputs uploaded whole');
         this.encodeRowPass(enc, rowPipe, { olp: bOlp, lp: bLp, adv: bAdv, mask: bMask, w: bW }, bRows, B, T, params, temps);
       }
-      const regions: { buffer: GPUBuffer; bytes: number; into?: Float32Array; offset?: number }[] = [{ buffer: bPart, bytes: slots * 32 }];
+      const regions: ReadRegion[] = [{ buffer: bPart, bytes: slots * 32 }];
       if (isGeo && bRows) regions.push({ buffer: bRows, bytes: B * 16 });
       if (gpuCount && bRows) regions.push({ buffer: bRows, bytes: 16, offset: countByte });
       const gradArr = this.gradRegion(regions, bGrad, n, toBuffer, gradInto, stream);
-      const pass = this.encodeTokenPass(enc, tokPipe, { olp: bOlp, lp: bLp, adv: bAdv, mask: bMask, aux: bAux, rows: bRows, grad: bGrad }, bPart, n, params, temps, stream ? gradArr : null);
-      await WebGpuEngine.drain(pass.pieces);
-      const out = await this.gpu.readback(pass.enc, regions, n);
+      const pass = this.encodeTokenPass(enc, tokPipe, { olp: bOlp, lp: bLp, adv: bAdv, mask: bMask, aux: bAux, rows: bRows, grad: bGrad }, bPart, n, params, temps, stream ? gradArr : null, regions);
+      const out = pass.pieces.length > 0 ? await WebGpuEngine.drain(pass.pieces) : await this.gpu.readback(pass.enc, regions, n);
       const S = WebGpuEngine.sumPartials(out[0] as Float32Array, slots, lengths);
       if (gpuCount) {
         const c = out[isGeo ? 2 : 1] as Float32Array;
@@ -1246,7 +1258,7 @@ class WebGpuEngine implements Engine {
       temps.push(bPart);
       const pipe = await this.tokenPipeline('agg', { HAS_W: false, HAS_SEL: false, SEL_AGG: false, PER_ROW: perRow, NEED_ROW: false });
       const { enc } = this.encodeTokenPass(this.gpu.device.createCommandEncoder(), pipe, { olp: bL, lp: bL, adv: bL, mask: bM, aux: null, rows: bRows, grad: bGrad }, bPart, n, { T, B, coef0: perRow ? 1 : (coef[0] ?? 0), rowVec4: T % 4 === 0 ? 1 : 0 }, temps);
-      const regions: { buffer: GPUBuffer; bytes: number; into?: Float32Array }[] = [{ buffer: bPart, bytes: slots * 32 }];
+      const regions: ReadRegion[] = [{ buffer: bPart, bytes: slots * 32 }];
       const gradArr = this.gradRegion(regions, bGrad, n, toBuffer, gradInto);
       const out = await this.gpu.readback(enc, regions, n);
       const S = WebGpuEngine.sumPartials(out[0] as Float32Array, slots, lengths);
