@@ -9,9 +9,15 @@
 //   BY_INDEX = true: the histogram's keys are ~(global index) of the valid tokens whose entropy key is S.cut, so a
 //                    radix select over them finds the r-th lowest index among the ties (when too many ties to
 //                    collect into one binding)
+//   BAND = true:     the one pass of a sample-guided selection (the host picked keys lo = S.prefix ≤ hi = S.cut from
+//                    a sample of host entropies): OUT[0] += valid tokens, OUT[1] += valid tokens with key > hi,
+//                    OUT[2] += valid tokens whose entropy is not finite, OUT[3] counts the valid tokens with key in
+//                    [lo, hi] and, for the i-th of them (i < S.mask, the capacity), OUT[4 + 2i] and OUT[5 + 2i]
+//                    receive its global index and key. No histogram atomics: most tokens only load and compare.
 
 override COLLECT: bool = false;
 override BY_INDEX: bool = false;
+override BAND: bool = false;
 const NBINS: u32 = 4096u;
 
 struct Select {
@@ -27,18 +33,38 @@ struct Select {
 @group(0) @binding(3) var<storage, read> MASK: array<vec4f>;
 @group(0) @binding(4) var<storage, read_write> OUT: array<atomic<u32>>;
 
+// BAND reuses it: bins[0 .. 2·PAIRS) hold the workgroup's (index, key) pairs, bins[BAND_N] counts them (pairs beyond
+// PAIRS go straight to OUT) and bins[BAND_AT] is where they start in OUT.
 var<workgroup> bins: array<atomic<u32>, NBINS>;
+const PAIRS: u32 = NBINS / 2u - 1u;
+const BAND_AT: u32 = NBINS - 2u;
+const BAND_N: u32 = NBINS - 1u;
+
+// BAND: one (index, key) pair into OUT (pair `at` of S.mask)
+fn bandStore(at: u32, idx: u32, key: u32) {
+  if (at < S.mask) {
+    atomicStore(&OUT[4u + 2u * at], idx);
+    atomicStore(&OUT[5u + 2u * at], key);
+  }
+}
 
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3u) {
   let wg = wid.y * P.groupsX + wid.x;
-  if (!COLLECT) {
+  if (BAND) {
+    if (lid == 0u) {
+      atomicStore(&bins[BAND_N], 0u);
+    }
+    workgroupBarrier();
+  } else if (!COLLECT) {
     for (var i = lid; i < NBINS; i += WG) {
       atomicStore(&bins[i], 0u);
     }
     workgroupBarrier();
   }
   var bad = 0u;
+  var nValid = 0u;
+  var nAbove = 0u;
   if (wg < P.nwg) {
     let nv = (P.n + 3u) / 4u;
     let v0 = wg * (WG * VPT) + lid;
@@ -49,6 +75,28 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
         let valid = (MASK[v] != vec4f(0.0)) & (kk < vec4u(P.n));
         let e = ENT[v];
         var key = sortKey(e);
+        if (BAND) {
+          let above = valid & (key > vec4u(S.cut));
+          let band = valid & (key >= vec4u(S.prefix)) & !above;
+          nValid += dot(select(vec4u(0u), vec4u(1u), valid), vec4u(1u));
+          nAbove += dot(select(vec4u(0u), vec4u(1u), above), vec4u(1u));
+          if (any(band)) {
+            for (var c = 0u; c < 4u; c++) {
+              if (band[c]) {
+                // into workgroup memory (on a CPU adapter a workgroup runs on one thread: no contention)
+                let at = atomicAdd(&bins[BAND_N], 1u);
+                if (at < PAIRS) {
+                  atomicStore(&bins[2u * at], P.base + kk[c]);
+                  atomicStore(&bins[2u * at + 1u], key[c]);
+                } else {
+                  bandStore(atomicAdd(&OUT[3], 1u), P.base + kk[c], key[c]);
+                }
+              }
+            }
+          }
+          bad += dot(select(vec4u(0u), vec4u(1u), valid & nonFinite(e)), vec4u(1u));
+          continue;
+        }
         var live = valid;
         if (BY_INDEX) {
           live = valid & (key == vec4u(S.cut));
@@ -71,7 +119,28 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
       }
     }
   }
-  if (!COLLECT) {
+  if (BAND) {
+    // reserve the workgroup's range of OUT with one atomic, then copy its pairs there
+    workgroupBarrier();
+    let held = min(atomicLoad(&bins[BAND_N]), PAIRS);
+    if (lid == 0u && held > 0u) {
+      atomicStore(&bins[BAND_AT], atomicAdd(&OUT[3], held));
+    }
+    workgroupBarrier();
+    let start = atomicLoad(&bins[BAND_AT]);
+    for (var i = lid; i < held; i += WG) {
+      bandStore(start + i, atomicLoad(&bins[2u * i]), atomicLoad(&bins[2u * i + 1u]));
+    }
+    if (nValid > 0u) {
+      atomicAdd(&OUT[0], nValid);
+    }
+    if (nAbove > 0u) {
+      atomicAdd(&OUT[1], nAbove);
+    }
+    if (bad > 0u) {
+      atomicAdd(&OUT[2], bad);
+    }
+  } else if (!COLLECT) {
     workgroupBarrier();
     for (var i = lid; i < NBINS; i += WG) {
       let c = atomicLoad(&bins[i]);

@@ -108,7 +108,7 @@ describe.skipIf(!engine)(`WebGPU engine (${reasonText})`, () => {
     expect(ticks).toBeGreaterThan(3);
   });
 
-  it('eighty-twenty selects on the GPU (radix select, lowest-index ties) exactly as the CPU reference', async () => {
+  it('eighty-twenty selects on the GPU (one band pass from a host sample, or the radix select; lowest-index ties) exactly as the CPU reference', async () => {
     const rnd = ((): (() => number) => {
       let x = 7;
       return () => ((x = (Math.imul(x, 1103515245) + 12345) >>> 0) / 2 ** 32);
@@ -128,8 +128,41 @@ describe.skipIf(!engine)(`WebGPU engine (${reasonText})`, () => {
       ['sum-norm, dp', withEntropy(7, 90, 36, () => Math.floor(rnd() * 4)), { entropyTopRatio: 0.2, lossAggMode: 'seq-mean-token-sum-norm' }],
       ['token-mean, dpSize + batchNumTokens', withEntropy(7, 90, 37, () => rnd()), { entropyTopRatio: 0.25, globalBatchInfo: { dpSize: 4, batchNumTokens: 300 } }],
       ['several workgroups', withEntropy(64, 2048, 38, () => Math.floor(rnd() * 50) / 7), { entropyTopRatio: 0.2 }],
+      // above the host sample's size (the band pass brackets the cut from a sample of positions)
+      ['sampled, continuous', withEntropy(64, 1024, 42, () => rnd() * 5), { entropyTopRatio: 0.2 }],
+      ['sampled, ties at the cut inside the band', withEntropy(64, 1024, 43, () => Math.floor(rnd() * 3000) / 100), { entropyTopRatio: 0.2 }],
+      // the cut inside a tie group too large for the band's buffer: the radix select instead
+      ['sampled, a huge tie group at the cut', withEntropy(64, 1024, 44, () => (rnd() < 0.6 ? 2 : rnd() * 4)), { entropyTopRatio: 0.3 }],
     ];
-    for (const [what, batch, cfg] of cases) sameResult(await e.policyLoss('eighty-twenty', batch, cfg), policyLoss('eighty-twenty', cpuBatch(batch), cfg), `eighty-twenty ${what}`);
+    // which path selected: the one-pass band (host entropies) or the radix select
+    const internals = e as unknown as { selectTopKBand: (...a: unknown[]) => Promise<unknown> };
+    const band = internals.selectTopKBand.bind(e);
+    const paths: string[] = [];
+    internals.selectTopKBand = async (...a: unknown[]) => {
+      const r = await band(...a);
+      paths.push(r ? 'band' : 'radix');
+      return r;
+    };
+    const dev = e.gpu!.device;
+    const put = (a: Float32Array): GPUBuffer => {
+      const buf = dev.createBuffer({ size: Math.ceil(a.byteLength / 16) * 16, usage: BufferUsage.STORAGE | BufferUsage.COPY_DST });
+      dev.queue.writeBuffer(buf, 0, a.buffer, a.byteOffset, a.byteLength);
+      return buf;
+    };
+    try {
+      for (const [what, batch, cfg] of cases) {
+        const ref = policyLoss('eighty-twenty', cpuBatch(batch), cfg);
+        sameResult(await e.policyLoss('eighty-twenty', batch, cfg), ref, `eighty-twenty ${what}`);
+        // the same with the entropies on the GPU (no host sample: the radix select)
+        const ent = put(batch.entropy as Float32Array);
+        sameResult(await e.policyLoss('eighty-twenty', { ...batch, entropy: ent }, cfg), ref, `eighty-twenty ${what}, GPU-resident entropy`);
+        ent.destroy();
+      }
+    } finally {
+      internals.selectTopKBand = band;
+    }
+    // small samples (< 256 valid entropies) and a band that outgrows its buffer take the radix select
+    expect(paths).toEqual(['band', 'band', 'radix', 'radix', 'radix', 'band', 'radix', 'band', 'band', 'band', 'radix']);
     // no valid token, and a single one
     const none = withEntropy(3, 8, 39, () => 1);
     (none.responseMask as Float32Array).fill(0);
@@ -152,12 +185,6 @@ describe.skipIf(!engine)(`WebGPU engine (${reasonText})`, () => {
     })();
     await expect(e.policyLoss('eighty-twenty', bad, {})).rejects.toThrow(refErr.message);
     // GPU-resident inputs, entropy included (the selection needs no host array any more)
-    const dev = e.gpu!.device;
-    const put = (a: Float32Array): GPUBuffer => {
-      const buf = dev.createBuffer({ size: Math.ceil(a.byteLength / 16) * 16, usage: BufferUsage.STORAGE | BufferUsage.COPY_DST });
-      dev.queue.writeBuffer(buf, 0, a.buffer, a.byteOffset, a.byteLength);
-      return buf;
-    };
     const hb = cases[1]![1];
     const bufs = [hb.oldLogProbs, hb.logProbs, hb.advantages, hb.responseMask, hb.entropy].map((a) => put(a as Float32Array));
     const rb: EnginePolicyLossBatch = { oldLogProbs: bufs[0]!, logProbs: bufs[1]!, advantages: bufs[2]!, responseMask: bufs[3]!, entropy: bufs[4]!, shape: hb.shape };

@@ -48,6 +48,8 @@ import { acquireDevice } from './device.js';
 import type { PipelineConstants } from './pipelineCache.js';
 import { clipCovCorr, klCovSelection, type SelectionInputs, topEntropyMask } from './selection.js';
 import { eightyTwentyCount } from '../losses/eightyTwenty.js';
+import { kthLargest } from '../losses/common.js';
+import { mulberry32 } from '../random.js';
 
 /** Which backend to use. `'auto'` picks WebGPU when an adapter exists, else the CPU. */
 export type BackendChoice = 'webgpu' | 'cpu' | 'auto';
@@ -301,6 +303,23 @@ type Field = { host: Float32Array; scratch: Float32Array | null } | { buffer: GP
 type ReadRegion = { buffer: GPUBuffer; bytes: number; into?: Float32Array; offset?: number };
 /** A token-pass input: a GPU buffer, or host values the pass uploads piece by piece (streamed). */
 type PassInput = GPUBuffer | Float32Array;
+
+/** Host positions sampled to bracket eighty-twenty's cut ({@link WebGpuEngine.selectTopKBand}). */
+const BAND_SAMPLE = 32768;
+/** Fewer valid entropies than this in the sample: the radix select instead. */
+const BAND_MIN_SAMPLE = 256;
+/** Half-width of the band around the sample's cut rank, in standard deviations of that rank (binomial). */
+const BAND_SIGMAS = 4;
+
+const keyF32 = new Float32Array(1);
+const keyU32 = new Uint32Array(keyF32.buffer);
+/** shaders/common.wgsl's `sortKey` on the host: an unsigned key in the order of the float32 values (−0 and +0 share one). */
+function sortKeyOf(x: number): number {
+  keyF32[0] = x;
+  let b = keyU32[0] as number;
+  if (b === 0x80000000) b = 0;
+  return (b & 0x80000000) !== 0 ? ~b >>> 0 : (b | 0x80000000) >>> 0;
+}
 
 /** Histogram bins of shaders/topk.wgsl. */
 const TOPK_BINS = 4096;
@@ -669,8 +688,8 @@ class WebGpuEngine implements Engine {
     }
   }
 
-  private topkPipeline(collect: boolean, byIndex = false): Promise<GPUComputePipeline> {
-    return this.gpu.pipeline('topk', () => this.gpu.source(['topk']), { VPT: this.gpu.vec4PerInvocation, COLLECT: collect, BY_INDEX: byIndex });
+  private topkPipeline(collect: boolean, byIndex = false, band = false): Promise<GPUComputePipeline> {
+    return this.gpu.pipeline('topk', () => this.gpu.source(['topk']), { VPT: this.gpu.vec4PerInvocation, COLLECT: collect, BY_INDEX: byIndex, BAND: band });
   }
 
   /** Encode one pass of shaders/topk.wgsl over the n tokens (histogram or tie collection into `out`). */
@@ -710,7 +729,12 @@ class WebGpuEngine implements Engine {
     n: number,
     ratio: number,
     temps: GPUBuffer[],
+    host: { ent: Float32Array; mask: Float32Array } | null = null,
   ): Promise<{ k: number; cutKey: number; cutIdx: number; nonFinite: number }> {
+    if (host) {
+      const r = await this.selectTopKBand(ent, mask, n, ratio, temps, host.ent, host.mask);
+      if (r) return r;
+    }
     const out = this.gpu.pool.acquire(BufferUsage.STORAGE | BufferUsage.COPY_SRC | BufferUsage.COPY_DST, (TOPK_BINS + 4) * 4, 'lumirag-topk');
     temps.push(out);
     let k = 0;
@@ -753,6 +777,89 @@ class WebGpuEngine implements Engine {
    * returns r, the rank from the top to find (0 stops). Returns the key of the r-th largest, how many tokens share
    * that key (`count`), and the rank within them that is still to take (`rank`, 1 ≤ rank ≤ count).
    */
+  /**
+   * eighty-twenty's selection in one GPU pass when the entropies and the mask are also on the host: a sample of
+   * {@link BAND_SAMPLE} host positions brackets the cut between two keys lo ≤ hi (the sample's ranks around the
+   * ratio, ± {@link BAND_SIGMAS} standard deviations), and shaders/topk.wgsl (`BAND`) counts the valid tokens and
+   * those above hi, and collects the index and key of each token in [lo, hi]. The host then takes the cut among
+   * those (ties lowest index first). Null (the caller runs the radix select) when the sample is too small, the band
+   * outgrows its buffer, or the cut is not in the band; `nonFinite` as {@link selectTopK}. The same result as the
+   * radix select, in one pass without histogram atomics instead of three.
+   */
+  private async selectTopKBand(
+    ent: GPUBuffer,
+    mask: GPUBuffer,
+    n: number,
+    ratio: number,
+    temps: GPUBuffer[],
+    entHost: Float32Array,
+    maskHost: Float32Array,
+  ): Promise<{ k: number; cutKey: number; cutIdx: number; nonFinite: number } | null> {
+    const rng = mulberry32(0x5e1ec7);
+    const sample = this.f64(Math.min(BAND_SAMPLE, n));
+    let sv = 0;
+    const stride = n / sample.length;
+    for (let i = 0; i < sample.length; i++) {
+      const at = Math.floor((i + rng()) * stride); // one position in each of `sample.length` equal blocks, in order
+      const x = entHost[at] as number;
+      if ((maskHost[at] as number) !== 0 && Number.isFinite(x)) sample[sv++] = sortKeyOf(x);
+    }
+    if (sv < BAND_MIN_SAMPLE) return null;
+    const valid = sample.subarray(0, sv);
+    // the k-th largest sits near rank ratio·sv of the sample (1-based, from the top); bracket it
+    const at = Math.min(sv, Math.max(1, Math.round(ratio * sv)));
+    const spread = Math.ceil(BAND_SIGMAS * Math.sqrt(sv * ratio * (1 - ratio))) + 4;
+    const hiKey = at - spread < 1 ? 0xffffffff : kthLargest(valid, at - spread);
+    const loKey = at + spread > sv ? 0 : kthLargest(valid, at + spread);
+    const expected = ((Math.min(sv, at + spread) - Math.max(1, at - spread) + 1) / sample.length) * n;
+    const cap = Math.min(Math.ceil(2 * expected) + 4096, Math.floor((this.gpu.maxBindingFloats - 4) / 2));
+    if (cap < expected) return null;
+    const out = this.gpu.pool.acquire(BufferUsage.STORAGE | BufferUsage.COPY_SRC | BufferUsage.COPY_DST, (4 + 2 * cap) * 4, 'lumirag-topk-band');
+    temps.push(out);
+    const enc = this.gpu.device.createCommandEncoder();
+    enc.clearBuffer(out, 0, 16);
+    this.encodeTopKPass(enc, await this.topkPipeline(false, false, true), ent, mask, out, n, { shift: 0, mask: cap, prefix: loKey, cut: hiKey }, temps);
+    const got = this.gpu.pool.acquireHost(4 + 2 * cap); // pooled: fresh memory costs more than this selection
+    try {
+      await this.gpu.readback(enc, [{ buffer: out, bytes: (4 + 2 * cap) * 4, into: got }], n);
+      return this.bandCut(new Uint32Array(got.buffer, got.byteOffset, 4 + 2 * cap), ratio, cap);
+    } finally {
+      this.gpu.pool.releaseHost(got);
+    }
+  }
+
+  /** The cut from {@link selectTopKBand}'s pass output `u` (see there). */
+  private bandCut(u: Uint32Array, ratio: number, cap: number): { k: number; cutKey: number; cutIdx: number; nonFinite: number } | null {
+    const [m, above, nonFinite, inBand] = [u[0] as number, u[1] as number, u[2] as number, u[3] as number];
+    if (nonFinite > 0) return { k: 0, cutKey: 0, cutIdx: 0, nonFinite };
+    const k = eightyTwentyCount(m, ratio);
+    if (k === 0) return { k, cutKey: 0xffffffff, cutIdx: 0, nonFinite: 0 };
+    if (k === m) return { k, cutKey: 0, cutIdx: 0xffffffff, nonFinite: 0 };
+    if (inBand > cap || !(above < k && k <= above + inBand)) return null;
+    // the (k − above)-th largest key in the band, and the indices of its ties
+    const keys = this.f64(inBand);
+    for (let i = 0; i < inBand; i++) keys[i] = u[5 + 2 * i] as number;
+    const r = k - above;
+    const cutKey = kthLargest(keys, r);
+    let over = 0;
+    const ties: number[] = [];
+    for (let i = 0; i < inBand; i++) {
+      const key = keys[i] as number;
+      if (key > cutKey) over++;
+      else if (key === cutKey) ties.push(u[4 + 2 * i] as number);
+    }
+    if (r - over === ties.length) return { k, cutKey, cutIdx: 0xffffffff, nonFinite: 0 }; // every tie at the cut
+    const sorted = Float64Array.from(ties).sort();
+    return { k, cutKey, cutIdx: sorted[r - over - 1] as number, nonFinite: 0 };
+  }
+
+  private f64Scratch = new Float64Array(0);
+  /** A host float64 scratch of `length` (one per engine, grown as needed; calls run one at a time). */
+  private f64(length: number): Float64Array {
+    if (this.f64Scratch.length < length) this.f64Scratch = new Float64Array(Math.max(length, 2 * this.f64Scratch.length));
+    return this.f64Scratch.subarray(0, length);
+  }
+
   private async radixSelect(
     ent: GPUBuffer,
     mask: GPUBuffer,
@@ -1074,7 +1181,8 @@ class WebGpuEngine implements Engine {
       let cut: { cutKey: number; cutIdx: number } | null = null;
       if (gpuTopK) {
         const bEnt = this.bind(gpuTopK, temps);
-        const r = await this.selectTopK(bEnt, bMask, n, cfg.entropyTopRatio, temps);
+        const hostSel = 'host' in gpuTopK && 'host' in mask ? { ent: gpuTopK.host, mask: mask.host } : null;
+        const r = await this.selectTopK(bEnt, bMask, n, cfg.entropyTopRatio, temps, hostSel);
         if (r.nonFinite > 0) {
           if ('host' in gpuTopK && 'host' in mask) checkFiniteAtValid({ data: gpuTopK.host, rows: B, cols: T }, { data: mask.host, rows: B, cols: T }, 'entropy');
           throw new ValueError('entropy: a non-finite value at a valid position', 'entropy');
