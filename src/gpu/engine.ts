@@ -772,12 +772,6 @@ class WebGpuEngine implements Engine {
   }
 
   /**
-   * A three-level radix select (12, 12, 8 bits) with shaders/topk.wgsl's histogram pipeline `pipe` (keyed by entropy,
-   * or by ~index among the ties at `cut`): `first` sees the first level's histogram (and its non-finite slot) and
-   * returns r, the rank from the top to find (0 stops). Returns the key of the r-th largest, how many tokens share
-   * that key (`count`), and the rank within them that is still to take (`rank`, 1 ≤ rank ≤ count).
-   */
-  /**
    * eighty-twenty's selection in one GPU pass when the entropies and the mask are also on the host: a sample of
    * {@link BAND_SAMPLE} host positions brackets the cut between two keys lo ≤ hi (the sample's ranks around the
    * ratio, ± {@link BAND_SIGMAS} standard deviations), and shaders/topk.wgsl (`BAND`) counts the valid tokens and
@@ -860,6 +854,12 @@ class WebGpuEngine implements Engine {
     return this.f64Scratch.subarray(0, length);
   }
 
+  /**
+   * A three-level radix select (12, 12, 8 bits) with shaders/topk.wgsl's histogram pipeline `pipe` (keyed by entropy,
+   * or by ~index among the ties at `cut`): `first` sees the first level's histogram (and its non-finite slot) and
+   * returns r, the rank from the top to find (0 stops). Returns the key of the r-th largest, how many tokens share
+   * that key (`count`), and the rank within them that is still to take (`rank`, 1 ≤ rank ≤ count).
+   */
   private async radixSelect(
     ent: GPUBuffer,
     mask: GPUBuffer,
