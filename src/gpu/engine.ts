@@ -443,17 +443,36 @@ class WebGpuEngine implements Engine {
     for (const f of fields) if (f && 'host' in f && f.scratch) this.gpu.pool.releaseHost(f.scratch);
   }
 
-  /** Row lengths of a host mask, validating 0/1 (Σ (v² − v)² is 0 exactly when every value is 0 or 1). */
-  private hostLengths(mask: Float32Array, B: number, T: number, name: string): Float64Array {
+  /**
+   * Row lengths of a host mask, validating 0/1 (Σ (v² − v)² is 0 exactly when every value is 0 or 1). With `ratio`,
+   * the same scan also sums gspo's sequence log-ratio: x_i = Σ (lp − olp) over row i's valid tokens ÷ max(L_i, 1),
+   * unclamped, in float64 as the CPU reference sums it (shaders/rowreduce.wgsl's MODE 1 on the GPU).
+   */
+  private hostLengths(mask: Float32Array, B: number, T: number, name: string): Float64Array;
+  private hostLengths(mask: Float32Array, B: number, T: number, name: string, ratio: { lp: Float32Array; olp: Float32Array; x: Float64Array }): Float64Array;
+  private hostLengths(mask: Float32Array, B: number, T: number, name: string, ratio?: { lp: Float32Array; olp: Float32Array; x: Float64Array }): Float64Array {
     const L = new Float64Array(B);
     let bad = 0;
     for (let i = 0; i < B; i++) {
       let s = 0;
-      for (let j = 0, k = i * T; j < T; j++, k++) {
-        const v = mask[k] as number;
-        s += v;
-        const q = v * v - v;
-        bad += q * q;
+      if (ratio) {
+        const { lp, olp } = ratio;
+        let d = 0;
+        for (let j = 0, k = i * T; j < T; j++, k++) {
+          const v = mask[k] as number;
+          s += v;
+          const q = v * v - v;
+          bad += q * q;
+          if (v !== 0) d += (lp[k] as number) - (olp[k] as number);
+        }
+        ratio.x[i] = d / Math.max(s, 1);
+      } else {
+        for (let j = 0, k = i * T; j < T; j++, k++) {
+          const v = mask[k] as number;
+          s += v;
+          const q = v * v - v;
+          bad += q * q;
+        }
       }
       L[i] = s;
     }
@@ -1093,13 +1112,21 @@ class WebGpuEngine implements Engine {
       const gpuCount = !hostStep && !knownCoef && aggMode === 'token-mean' && !givenLengths;
       // (the GPU selection's coefficient needs only the selected count k: set below)
       const needLengths = gpuTopK === null && (!(knownCoef || gpuCount || aggMode === 'row-mean') || givenLengths);
-      const lengths: Float64Array | null = !needLengths
-        ? null
-        : 'host' in mask
-          ? this.hostLengths(mask.host, B, T, 'responseMask')
-          : batch.rowLengths
-            ? this.givenLengths(batch.rowLengths, B, T)
-            : await this.deviceLengths(mask.buffer, B, T);
+      // gspo with host inputs: its sequence log-ratio is summed on the host, in the mask scan (hostLengths), instead
+      // of by the GPU row pass, which cost ~3 ns/token on a CPU adapter; the inputs can then stream too.
+      const gspoX = family === 'gspo' && 'host' in olp && 'host' in lp && 'host' in mask ? new Float64Array(B) : null;
+      const scanned =
+        'host' in mask && (needLengths || gspoX)
+          ? gspoX && 'host' in olp && 'host' in lp
+            ? this.hostLengths(mask.host, B, T, 'responseMask', { lp: lp.host, olp: olp.host, x: gspoX })
+            : this.hostLengths(mask.host, B, T, 'responseMask')
+          : null;
+      let lengths: Float64Array | null = null;
+      if (needLengths) {
+        if (scanned) lengths = scanned;
+        else if (batch.rowLengths) lengths = this.givenLengths(batch.rowLengths, B, T);
+        else if ('buffer' in mask) lengths = await this.deviceLengths(mask.buffer, B, T);
+      }
       let aggLengths = lengths;
       if (aggMaskHost && lengths) {
         aggLengths = new Float64Array(B);
@@ -1125,8 +1152,9 @@ class WebGpuEngine implements Engine {
       // inputs upload (on a CPU adapter the upload's memcpy leaves a core idle).
       const bMask = this.bind(mask, temps);
       const isGeo = family === 'geo_mean';
-      // Per-row data: x, y, z written by the row pass, w = the aggregation coefficient (from the host).
+      // Per-row data: x, y, z written by the row pass (or gspo's from the host scan), w = the aggregation coefficient.
       const needRows = family === 'gspo' || isGeo;
+      const rowPass = needRows && !(gspoX && scanned);
       let bRows: GPUBuffer | null = null;
       // The GPU's valid-token count sits after the rows, at a binding-aligned offset (zeroed by this upload).
       const rowBytes = needRows || perRow ? 16 * Math.max(B, 1) : 0;
@@ -1134,6 +1162,12 @@ class WebGpuEngine implements Engine {
       if (needRows || perRow || gpuCount) {
         const rows = new Float32Array((gpuCount ? countByte + 16 : rowBytes) / 4);
         if (perRow && coef) for (let i = 0; i < B; i++) rows[4 * i + 3] = coef[i] as number;
+        if (gspoX && scanned) {
+          for (let i = 0; i < B; i++) {
+            rows[4 * i] = gspoX[i] as number;
+            rows[4 * i + 2] = scanned[i] as number;
+          }
+        }
         bRows = this.gpu.pool.acquire(BufferUsage.STORAGE | BufferUsage.COPY_DST | BufferUsage.COPY_SRC, rows.byteLength, 'lumirag-rows');
         this.gpu.device.queue.writeBuffer(bRows, 0, rows.buffer, 0, rows.byteLength);
         temps.push(bRows);
@@ -1146,8 +1180,8 @@ class WebGpuEngine implements Engine {
         this.gpu.device.queue.submit([enc0.finish()]);
       }
       // Host log-probs and advantages of a batch above one piece are streamed by the token pass (encodeTokenPass);
-      // the row pass (gspo, geo_mean) reads them whole before it, so they are uploaded at once there.
-      const stream = !needRows && n > this.streamPiece && 'host' in olp && 'host' in lp && 'host' in adv;
+      // the GPU row pass (geo_mean, gspo on GPU inputs) reads them whole before it, so they are uploaded at once there.
+      const stream = !rowPass && n > this.streamPiece && 'host' in olp && 'host' in lp && 'host' in adv;
       const passInput = (f: Field): PassInput => (stream && 'host' in f ? f.host : this.bind(f, temps));
       const bOlp = passInput(olp);
       const bLp = passInput(lp);
@@ -1226,11 +1260,11 @@ class WebGpuEngine implements Engine {
         NEED_ROW: needRows,
         COUNT_COEF: gpuCount,
         // the mask's count and 0/1 check are done already: by maskcount.wgsl, or by the host's length scan
-        MASK_CHECKED: gpuCount || (lengths !== null && 'host' in mask),
+        MASK_CHECKED: gpuCount || scanned !== null,
       };
       const [tokPipe, rowPipe] = await Promise.all([
         this.tokenPipeline(family, tokenConsts),
-        needRows ? this.rowPipeline(isGeo ? 2 : 1, isGeo && bW !== null) : Promise.resolve(null),
+        rowPass ? this.rowPipeline(isGeo ? 2 : 1, isGeo && bW !== null) : Promise.resolve(null),
       ]);
       this.gpu.checkAlive();
       let enc = this.gpu.device.createCommandEncoder();
