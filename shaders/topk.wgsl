@@ -15,9 +15,14 @@
 //                    [lo, hi] and, for the i-th of them (i < S.mask, the capacity), OUT[4 + 2i] and OUT[5 + 2i]
 //                    receive its global index and key. No histogram atomics: most tokens only load and compare.
 
+//   SAMPLE = true:   S.mask samples of GPU-resident entropies for BAND, one in each of S.mask equal blocks of the n
+//                    tokens at a hashed offset: OUT[i] = the sample's key, or 0 (no finite value has key 0) where the
+//                    token is masked or its entropy is not finite. One invocation per sample, one binding window.
+
 override COLLECT: bool = false;
 override BY_INDEX: bool = false;
 override BAND: bool = false;
+override SAMPLE: bool = false;
 const NBINS: u32 = 4096u;
 
 struct Select {
@@ -48,9 +53,26 @@ fn bandStore(at: u32, idx: u32, key: u32) {
   }
 }
 
+// A 32-bit hash (PCG's output permutation) for SAMPLE's offsets.
+fn hash(x: u32) -> u32 {
+  let h = x * 747796405u + 2891336453u;
+  let w = ((h >> ((h >> 28u) + 4u)) ^ h) * 277803737u;
+  return (w >> 22u) ^ w;
+}
+
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3u) {
   let wg = wid.y * P.groupsX + wid.x;
+  if (SAMPLE) {
+    let i = wg * WG + lid;
+    if (i < S.mask && P.n > 0u) {
+      let at = min(P.n - 1u, u32((f32(i) + f32(hash(i)) * 2.3283064e-10) * (f32(P.n) / f32(S.mask))));
+      let e = ENT[at / 4u][at % 4u];
+      let ok = MASK[at / 4u][at % 4u] != 0.0 && !nonFinite(vec4f(e)).x;
+      atomicStore(&OUT[i], select(0u, sortKey(vec4f(e)).x, ok));
+    }
+    return;
+  }
   if (BAND) {
     if (lid == 0u) {
       atomicStore(&bins[BAND_N], 0u);

@@ -43,7 +43,7 @@ import { checkRolloutCorrectionConfig, rolloutCorrectionArrays } from '../losses
 import { METRIC, type PolicyLossBatch } from '../losses/types.js';
 import { checkFiniteAtValid, isNested, type MatrixInput, nestedShape, type Shape2D } from '../matrix.js';
 import { BufferUsage, roundUp } from './buffers.js';
-import { GpuContext, type Grid, type KernelParams, STREAM_PIECE_TOKENS } from './context.js';
+import { GpuContext, type Grid, type KernelParams, STREAM_PIECE_TOKENS, WORKGROUP_SIZE } from './context.js';
 import { acquireDevice } from './device.js';
 import type { PipelineConstants } from './pipelineCache.js';
 import { clipCovCorr, klCovSelection, type SelectionInputs, topEntropyMask } from './selection.js';
@@ -707,8 +707,8 @@ class WebGpuEngine implements Engine {
     }
   }
 
-  private topkPipeline(collect: boolean, byIndex = false, band = false): Promise<GPUComputePipeline> {
-    return this.gpu.pipeline('topk', () => this.gpu.source(['topk']), { VPT: this.gpu.vec4PerInvocation, COLLECT: collect, BY_INDEX: byIndex, BAND: band });
+  private topkPipeline(collect: boolean, byIndex = false, band = false, sample = false): Promise<GPUComputePipeline> {
+    return this.gpu.pipeline('topk', () => this.gpu.source(['topk']), { VPT: this.gpu.vec4PerInvocation, COLLECT: collect, BY_INDEX: byIndex, BAND: band, SAMPLE: sample });
   }
 
   /** Encode one pass of shaders/topk.wgsl over the n tokens (histogram or tie collection into `out`). */
@@ -736,11 +736,12 @@ class WebGpuEngine implements Engine {
   /**
    * eighty-twenty's selection on the GPU (shaders/topk.wgsl): k = eightyTwentyCount(valid tokens, ratio), and the
    * cut such that the selected tokens are those whose entropy key is above `cutKey`, or equal to it at a global
-   * index ≤ `cutIdx` (the lowest-index ties, as the CPU reference takes them). A radix select over the 32-bit keys
-   * in three histogram passes (12, 12, 8 bits), each read back (16 KiB) and walked from the top on the host, then,
-   * when only some of the ties at the cut are taken, one pass that collects their indices (or, with more ties than
-   * one binding holds, a second radix select over their indices). `nonFinite` counts valid tokens with a non-finite
-   * entropy (then nothing else is meaningful).
+   * index ≤ `cutIdx` (the lowest-index ties, as the CPU reference takes them). First the one-pass band select
+   * ({@link selectTopKBand}); where it cannot decide, a radix select over the 32-bit keys in three histogram passes
+   * (12, 12, 8 bits), each read back (16 KiB) and walked from the top on the host, then, when only some of the ties at
+   * the cut are taken, one pass that collects their indices (or, with more ties than one binding holds, a second
+   * radix select over their indices). `nonFinite` counts valid tokens with a non-finite entropy (then nothing else is
+   * meaningful). `host`: the entropies and mask on the host, when they are there (the band's sample reads them).
    */
   private async selectTopK(
     ent: GPUBuffer,
@@ -750,10 +751,8 @@ class WebGpuEngine implements Engine {
     temps: GPUBuffer[],
     host: { ent: Float32Array; mask: Float32Array } | null = null,
   ): Promise<{ k: number; cutKey: number; cutIdx: number; nonFinite: number }> {
-    if (host) {
-      const r = await this.selectTopKBand(ent, mask, n, ratio, temps, host.ent, host.mask);
-      if (r) return r;
-    }
+    const banded = await this.selectTopKBand(ent, mask, n, ratio, temps, host);
+    if (banded) return banded;
     const out = this.gpu.pool.acquire(BufferUsage.STORAGE | BufferUsage.COPY_SRC | BufferUsage.COPY_DST, (TOPK_BINS + 4) * 4, 'lumirag-topk');
     temps.push(out);
     let k = 0;
@@ -791,13 +790,14 @@ class WebGpuEngine implements Engine {
   }
 
   /**
-   * eighty-twenty's selection in one GPU pass when the entropies and the mask are also on the host: a sample of
-   * {@link BAND_SAMPLE} host positions brackets the cut between two keys lo ≤ hi (the sample's ranks around the
-   * ratio, ± {@link BAND_SIGMAS} standard deviations), and shaders/topk.wgsl (`BAND`) counts the valid tokens and
-   * those above hi, and collects the index and key of each token in [lo, hi]. The host then takes the cut among
-   * those (ties lowest index first). Null (the caller runs the radix select) when the sample is too small, the band
-   * outgrows its buffer, or the cut is not in the band; `nonFinite` as {@link selectTopK}. The same result as the
-   * radix select, in one pass without histogram atomics instead of three.
+   * eighty-twenty's selection in one GPU pass: a sample of {@link BAND_SAMPLE} positions (one per equal block; read
+   * from the host arrays when given, else drawn on the GPU by shaders/topk.wgsl's `SAMPLE` and read back) brackets the
+   * cut between two keys lo ≤ hi (the sample's ranks around the ratio, ± {@link BAND_SIGMAS} standard deviations),
+   * and shaders/topk.wgsl (`BAND`) counts the valid tokens and those above hi, and collects the index and key of each
+   * token in [lo, hi]. The host then takes the cut among those (ties lowest index first). Null (the caller runs the
+   * radix select) when the sample is too small, GPU-resident inputs exceed one binding, the band outgrows its buffer,
+   * or the cut is not in the band; `nonFinite` as {@link selectTopK}. The same result as the radix select, in one
+   * pass without histogram atomics instead of three.
    */
   private async selectTopKBand(
     ent: GPUBuffer,
@@ -805,17 +805,41 @@ class WebGpuEngine implements Engine {
     n: number,
     ratio: number,
     temps: GPUBuffer[],
-    entHost: Float32Array,
-    maskHost: Float32Array,
+    host: { ent: Float32Array; mask: Float32Array } | null,
   ): Promise<{ k: number; cutKey: number; cutIdx: number; nonFinite: number } | null> {
-    const rng = mulberry32(0x5e1ec7);
-    const sample = this.f64(Math.min(BAND_SAMPLE, n));
+    const size = Math.min(BAND_SAMPLE, n);
+    const sample = this.f64(size);
     let sv = 0;
-    const stride = n / sample.length;
-    for (let i = 0; i < sample.length; i++) {
-      const at = Math.floor((i + rng()) * stride); // one position in each of `sample.length` equal blocks, in order
-      const x = entHost[at] as number;
-      if ((maskHost[at] as number) !== 0 && Number.isFinite(x)) sample[sv++] = sortKeyOf(x);
+    if (host) {
+      const rng = mulberry32(0x5e1ec7);
+      const stride = n / size;
+      for (let i = 0; i < size; i++) {
+        const at = Math.floor((i + rng()) * stride); // one position in each of `size` equal blocks, in order
+        const x = host.ent[at] as number;
+        if ((host.mask[at] as number) !== 0 && Number.isFinite(x)) sample[sv++] = sortKeyOf(x);
+      }
+    } else {
+      // GPU-resident entropies: the same kind of sample, drawn on the GPU (shaders/topk.wgsl's SAMPLE) and read back
+      if (n > this.gpu.maxBindingFloats || size < BAND_MIN_SAMPLE) return null;
+      const keys = this.gpu.pool.acquire(BufferUsage.STORAGE | BufferUsage.COPY_SRC, size * 4, 'lumirag-topk-sample');
+      temps.push(keys);
+      const sel = this.gpu.pool.acquire(BufferUsage.UNIFORM | BufferUsage.COPY_DST, 16, 'lumirag-select');
+      temps.push(sel);
+      this.gpu.device.queue.writeBuffer(sel, 0, new Uint32Array([0, size, 0, 0]));
+      const g = this.gpu.grid(Math.ceil(size / WORKGROUP_SIZE));
+      const u = this.gpu.uniform({ n, base: 0, groupsX: g.x, nwg: Math.ceil(size / WORKGROUP_SIZE) });
+      temps.push(u);
+      const enc = this.gpu.device.createCommandEncoder();
+      const whole = (x: GPUBuffer): GPUBufferBinding => ({ buffer: x, offset: 0, size: roundUp(Math.max(n, 4) * 4, 16) });
+      this.gpu.dispatch(enc, await this.topkPipeline(false, false, false, true), [{ buffer: u }, { buffer: sel }, whole(ent), whole(mask), { buffer: keys }], g);
+      const got = this.gpu.pool.acquireHost(size);
+      try {
+        await this.gpu.readback(enc, [{ buffer: keys, bytes: size * 4, into: got }], n);
+        const k32 = new Uint32Array(got.buffer, got.byteOffset, size);
+        for (let i = 0; i < size; i++) if ((k32[i] as number) !== 0) sample[sv++] = k32[i] as number;
+      } finally {
+        this.gpu.pool.releaseHost(got);
+      }
     }
     if (sv < BAND_MIN_SAMPLE) return null;
     const valid = sample.subarray(0, sv);
@@ -824,7 +848,7 @@ class WebGpuEngine implements Engine {
     const spread = Math.ceil(BAND_SIGMAS * Math.sqrt(sv * ratio * (1 - ratio))) + 4;
     const hiKey = at - spread < 1 ? 0xffffffff : kthLargest(valid, at - spread);
     const loKey = at + spread > sv ? 0 : kthLargest(valid, at + spread);
-    const expected = ((Math.min(sv, at + spread) - Math.max(1, at - spread) + 1) / sample.length) * n;
+    const expected = ((Math.min(sv, at + spread) - Math.max(1, at - spread) + 1) / size) * n;
     const cap = Math.min(Math.ceil(2 * expected) + 4096, Math.floor((this.gpu.maxBindingFloats - 4) / 2));
     if (cap < expected) return null;
     const out = this.gpu.pool.acquire(BufferUsage.STORAGE | BufferUsage.COPY_SRC | BufferUsage.COPY_DST, (4 + 2 * cap) * 4, 'lumirag-topk-band');
