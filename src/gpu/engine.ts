@@ -14,10 +14,13 @@
  *    linear, d loss / d ℓ_it = m_it·coef_i. Per-row modes need the row lengths L_i (a host mask: one scan; a
  *    GPU-resident mask: a row-reduction kernel, read back, unless `rowLengths` is given); token-mean over the
  *    batch needs only N = Σ L_i, which shaders/maskcount.wgsl counts on the GPU (the token pass divides by it).
- * 2. Row pass (gspo, geo_mean): shaders/rowreduce.wgsl, one workgroup per row. eighty-twenty: shaders/topk.wgsl.
+ * 2. Row pass (geo_mean; gspo on GPU-resident inputs: with host inputs the host's mask scan sums its log-ratio):
+ *    shaders/rowreduce.wgsl, one workgroup per row. eighty-twenty: shaders/topk.wgsl (a one-pass band select from a
+ *    sample, else a radix select).
  * 3. Token pass: shaders/tokenpass.wgsl with the family's `tok` (vanilla.wgsl, …): 64 to 512 tokens per invocation,
  *    vec4 loads, writes coef·w·∂ℓ/∂lp and one slot of partial sums per workgroup (subgroupAdd reductions when
- *    the adapter has `subgroups`, a barrier tree otherwise).
+ *    the adapter has `subgroups`, a barrier tree otherwise). Host log-probs and advantages above one piece
+ *    (`streamPieceTokens`) upload piece by piece, each piece's pass submitted and its gradient read back at once.
  * 4. Host: add the partial sums in float64 → loss and metrics.
  * Batches above `maxStorageBufferBindingSize` run as several dispatches over binding windows.
  * The selection steps of clip_cov and kl_cov run on the host (src/gpu/selection.ts); eighty-twenty's runs on the GPU
