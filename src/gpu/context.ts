@@ -26,6 +26,13 @@ export const VEC4_PER_INVOCATION_GPU = 16;
  * end, 2 / 4 / 8 pieces all beat one upload by 10–15 % (the upload's memcpy overlaps the kernel).
  */
 export const STREAM_PIECE_TOKENS = 1 << 21;
+/** A region of a GPU buffer to read back ({@link GpuContext.readback}): `bytes` from byte `offset` (default 0), into `into` when given. */
+export interface ReadRegion {
+  buffer: GPUBuffer;
+  bytes: number;
+  into?: Float32Array;
+  offset?: number;
+}
 /** Bytes of the `Params` uniform block of shaders/common.wgsl. */
 export const PARAMS_BYTES = 80;
 
@@ -298,11 +305,10 @@ export class GpuContext {
    */
   async readback(
     encoder: GPUCommandEncoder,
-    regions: readonly { buffer: GPUBuffer; bytes: number; into?: Float32Array; offset?: number }[],
+    regions: readonly ReadRegion[],
     tokens = 0,
     kind = 'default',
   ): Promise<Float32Array[]> {
-    void kind;
     return this.readbackStart(encoder, regions, tokens)();
   }
 
@@ -314,7 +320,7 @@ export class GpuContext {
    */
   readbackStart(
     encoder: GPUCommandEncoder,
-    regions: readonly { buffer: GPUBuffer; bytes: number; into?: Float32Array; offset?: number }[],
+    regions: readonly ReadRegion[],
     tokens = 0,
   ): () => Promise<Float32Array[]> {
     const offsets: number[] = [];

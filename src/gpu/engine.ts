@@ -41,18 +41,18 @@
 import { aggLoss as cpuAggLoss, aggregationCoefficients, MASKED_MEAN_EPS } from '../aggregate.js';
 import { checkLossAggMode, type GlobalBatchInfo, type LossAggMode, type PolicyLossConfig, resolvePolicyLossConfig } from '../config/policyLoss.js';
 import { ConfigError, GpuDeviceLostError, GpuError, GpuUnavailableError, ShapeError, ValueError } from '../errors.js';
+import { kthLargest } from '../losses/common.js';
 import { getPolicyLoss, policyLoss as cpuPolicyLoss } from '../losses/registry.js';
 import { checkRolloutCorrectionConfig, rolloutCorrectionArrays } from '../losses/rolloutCorrection.js';
 import { METRIC, type PolicyLossBatch } from '../losses/types.js';
 import { checkFiniteAtValid, isNested, type MatrixInput, nestedShape, type Shape2D } from '../matrix.js';
+import { mulberry32 } from '../random.js';
 import { BufferUsage, roundUp } from './buffers.js';
-import { GpuContext, type Grid, type KernelParams, STREAM_PIECE_TOKENS, WORKGROUP_SIZE } from './context.js';
+import { GpuContext, type Grid, type KernelParams, type ReadRegion, STREAM_PIECE_TOKENS, WORKGROUP_SIZE } from './context.js';
 import { acquireDevice } from './device.js';
 import type { PipelineConstants } from './pipelineCache.js';
 import { clipCovCorr, klCovSelection, type SelectionInputs, topEntropyMask } from './selection.js';
 import { eightyTwentyCount } from '../losses/eightyTwenty.js';
-import { kthLargest } from '../losses/common.js';
-import { mulberry32 } from '../random.js';
 
 /** Which backend to use. `'auto'` picks WebGPU when an adapter exists, else the CPU. */
 export type BackendChoice = 'webgpu' | 'cpu' | 'auto';
@@ -302,8 +302,6 @@ export const GPU_LOSS_MODES: Readonly<Record<string, ModeSpec>> = {
 
 /** A `[B·T]` input resolved for the GPU: host float32 values, or a caller's buffer. */
 type Field = { host: Float32Array; scratch: Float32Array | null } | { buffer: GPUBuffer };
-/** A region of a GPU buffer to read back: `bytes` from byte `offset` (default 0), into `into` when given. */
-type ReadRegion = { buffer: GPUBuffer; bytes: number; into?: Float32Array; offset?: number };
 /** A token-pass input: a GPU buffer, or host values the pass uploads piece by piece (streamed). */
 type PassInput = GPUBuffer | Float32Array;
 
@@ -837,7 +835,7 @@ class WebGpuEngine implements Engine {
       this.gpu.dispatch(enc, await this.topkPipeline(false, false, false, true), [{ buffer: u }, { buffer: sel }, whole(ent), whole(mask), { buffer: keys }], g);
       const got = this.gpu.pool.acquireHost(size);
       try {
-        await this.gpu.readback(enc, [{ buffer: keys, bytes: size * 4, into: got }], n);
+        await this.gpu.readback(enc, [{ buffer: keys, bytes: size * 4, into: got }], size);
         const k32 = new Uint32Array(got.buffer, got.byteOffset, size);
         for (let i = 0; i < size; i++) if ((k32[i] as number) !== 0) sample[sv++] = k32[i] as number;
       } finally {

@@ -21,7 +21,7 @@ export type {
   GpuModeSpec,
 } from './engine.js';
 export { GpuContext, WORKGROUP_SIZE, VEC4_PER_INVOCATION_SOFTWARE, VEC4_PER_INVOCATION_GPU, PARAMS_BYTES, STREAM_PIECE_TOKENS } from './context.js';
-export type { KernelParams, Grid } from './context.js';
+export type { KernelParams, Grid, ReadRegion } from './context.js';
 export { acquireDevice, getGpu } from './device.js';
 export type { AcquireDeviceOptions, AcquiredDevice } from './device.js';
 export { PipelineCache } from './pipelineCache.js';
