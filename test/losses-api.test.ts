@@ -24,7 +24,7 @@ import {
 } from '../src/index.js';
 import { MODES } from './losses-helpers.js';
 import fc from 'fast-check';
-import { kthLargest, topKMaskInto } from '../src/losses/common.js';
+import { bandSelect, kthLargest, topKMaskInto } from '../src/losses/common.js';
 
 const spec13: PolicyLossBatch = {
   oldLogProbs: [[-1, -2, -0.5, -3], [-1, -1, -1, -1]],
@@ -284,6 +284,41 @@ describe('kthLargest and topKMaskInto (the one top-k selection, histogram select
     ];
     for (const v of cases) {
       for (const k of [1, 2, 17, Math.floor(v.length / 5), v.length - 1, v.length]) expect(kthLargest(v, k)).toBe(sortRef(v, k));
+    }
+  });
+  it('large inputs: the one-pass band select and the full select give the sort-based mask', () => {
+    const rnd = (() => {
+      let s = 987;
+      return (): number => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32);
+    })();
+    const n = 90_000;
+    const masks = {
+      mostly: Array.from({ length: n }, () => (rnd() < 0.8 ? 1 : 0)),
+      rows: Array.from({ length: n }, (_, i) => (i % 1000 < 300 + ((i / 1000) | 0) * 7 ? 1 : 0)),
+      few: Array.from({ length: n }, () => (rnd() < 0.002 ? 1 : 0)), // < 256 valid in the sample: the full select
+    };
+    const cases: [string, number[], keyof typeof masks, number | ((m: number) => number), boolean][] = [
+      ['continuous', Array.from({ length: n }, () => rnd() * 5), 'mostly', (m) => Math.ceil(0.2 * m), true],
+      ['quantised: ties at the cut', Array.from({ length: n }, () => Math.floor(rnd() * 1000) / 100), 'rows', (m) => Math.ceil(0.2 * m), true],
+      ['signed zeros tied at the cut', Array.from({ length: n }, (_, i) => (i % 50 === 0 ? (i % 100 === 0 ? -0 : 0) : (rnd() - 0.5) * 1e-300)), 'mostly', (m) => Math.floor(m / 2), true],
+      ['a few large groups of equal values', Array.from({ length: n }, (_, i) => [-0, 0, -2.5, 1e-300, -1e-300, 3e300, rnd()][i % 7] as number), 'mostly', 20_000, false],
+      ['sorted', Array.from({ length: n }, (_, i) => i), 'mostly', 5_000, true],
+      ['reverse sorted, k near m', Array.from({ length: n }, (_, i) => -i), 'mostly', (m) => m - 3, true],
+      ['k = 0', Array.from({ length: n }, () => rnd()), 'mostly', 0, true],
+      ['k ≥ m', Array.from({ length: n }, () => rnd()), 'mostly', n, true],
+      ['a huge tie group at the cut', Array.from({ length: n }, () => (rnd() < 0.6 ? 2 : rnd() * 4)), 'mostly', (m) => Math.ceil(0.3 * m), false],
+      ['few valid', Array.from({ length: n }, () => rnd()), 'few', 30, false],
+    ];
+    for (const [what, vals, mk, k, banded] of cases) {
+      const mask = masks[mk];
+      const valid = mask.reduce((a, b) => a + b, 0);
+      const ref = maskRef(vals, mask, typeof k === 'function' ? k(valid) : k);
+      const out = new Float64Array(n).fill(7);
+      topKMaskInto(vals, mask, n, k, out);
+      expect(Array.from(out), what).toEqual(ref);
+      const direct = new Float64Array(n).fill(7);
+      expect(bandSelect(vals, mask, n, k, direct), `${what}: band path`).toBe(banded);
+      if (banded) expect(Array.from(direct), what).toEqual(ref);
     }
   });
   it('topKMaskInto matches the sort-based mask (property)', () => {

@@ -7,6 +7,7 @@
 import { MASKED_MEAN_EPS, aggregateRows } from '../aggregate.js';
 import type { LossAggMode, ResolvedPolicyLossConfig } from '../config/policyLoss.js';
 import { type FloatArray, rowLengths } from '../matrix.js';
+import { mulberry32 } from '../random.js';
 import { METRIC, type PolicyLossResult, type ResolvedBatch } from './types.js';
 
 /**
@@ -255,6 +256,10 @@ export function topKByValue(values: ArrayLike<number>, indices: readonly number[
  * Values at valid positions must be finite.
  * The one host selection behind eighty-twenty (the CPU reference, and the WebGPU engine where it does not select on
  * the GPU), `entropyTopMask` and kl_cov's WebGPU selection.
+ *
+ * From {@link TOPK_BAND_MIN} positions up, the cut is first bracketed from a sample ({@link bandSelect}: one pass
+ * over the values that also writes the mask); where that cannot decide, {@link kthLargest}'s histogram select over
+ * all valid values decides ({@link fullCut}). Both take the same positions, so the mask does not depend on which did.
  */
 export function topKMaskInto(
   values: ArrayLike<number>,
@@ -263,25 +268,13 @@ export function topKMaskInto(
   k: number | ((valid: number) => number),
   out: { [i: number]: number },
 ): void {
-  // one pass: the valid values (into scratch: fresh memory costs more than the selection itself here) and their range
-  const all = scratch('topKValues', n);
-  let m = 0;
-  let lo = Infinity;
-  let hi = -Infinity;
-  for (let i = 0; i < n; i++) {
-    if (mask[i] === 0) continue;
-    const x = values[i] as number;
-    all[m++] = x;
-    if (x < lo) lo = x;
-    if (x > hi) hi = x;
-  }
-  const kk = Math.min(Math.max(0, Math.floor(typeof k === 'function' ? k(m) : k)), m);
+  if (n >= TOPK_BAND_MIN && bandSelect(values, mask, n, k, out)) return;
+  const { m, kk, cut, above } = fullCut(values, mask, n, k);
   if (kk === 0 || kk === m) {
     const on = kk === m && m > 0 ? 1 : 0;
     for (let i = 0; i < n; i++) out[i] = mask[i] !== 0 ? on : 0;
     return;
   }
-  const { value: cut, above } = selectKth(all.subarray(0, m), kk, { lo, hi });
   let ties = kk - above;
   for (let i = 0; i < n; i++) {
     if (mask[i] === 0) {
@@ -295,4 +288,116 @@ export function topKMaskInto(
       ties--;
     } else out[i] = 0;
   }
+}
+
+/** {@link topKMaskInto}'s cut: m valid positions, kk to take, the kk-th largest value and how many are above it. */
+interface TopKCut {
+  m: number;
+  kk: number;
+  cut: number;
+  above: number;
+}
+
+/** Positions from which {@link topKMaskInto} tries {@link bandCut} first. */
+const TOPK_BAND_MIN = 1 << 16;
+/** Positions {@link bandCut} samples (one in each of this many equal blocks). */
+const TOPK_SAMPLE = 32768;
+/** Half-width of {@link bandCut}'s band around the sample's cut rank, in standard deviations of that rank. */
+const TOPK_BAND_SIGMAS = 4;
+
+function takeCount(k: number | ((valid: number) => number), m: number): number {
+  return Math.min(Math.max(0, Math.floor(typeof k === 'function' ? k(m) : k)), m);
+}
+
+/** The cut by a histogram select over every valid value (two passes over them after gathering them). */
+function fullCut(values: ArrayLike<number>, mask: ArrayLike<number>, n: number, k: number | ((valid: number) => number)): TopKCut {
+  // one pass: the valid values (into scratch: fresh memory costs more than the selection itself here) and their range
+  const all = scratch('topKValues', n);
+  let m = 0;
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (let i = 0; i < n; i++) {
+    if (mask[i] === 0) continue;
+    const x = values[i] as number;
+    all[m++] = x;
+    if (x < lo) lo = x;
+    if (x > hi) hi = x;
+  }
+  const kk = takeCount(k, m);
+  if (kk === 0 || kk === m) return { m, kk, cut: 0, above: 0 };
+  const { value: cut, above } = selectKth(all.subarray(0, m), kk, { lo, hi });
+  return { m, kk, cut, above };
+}
+
+/**
+ * {@link topKMaskInto} in one pass over the values, or false (then `out` holds nothing meaningful): a sample of
+ * {@link TOPK_SAMPLE} positions (a fixed-seed draw in each of as many equal blocks) brackets the cut between two
+ * sample values lo ≤ hi (± {@link TOPK_BAND_SIGMAS} standard deviations of its rank). The pass counts the valid values,
+ * writes 1 above hi and 0 elsewhere, and gathers the values in [lo, hi] with their positions; the cut is selected
+ * among those and their entries rewritten, in index order (so the lowest-index ties are taken). False when the sample
+ * holds under 256 valid values, the band holds more than its buffer (a huge group of equal values at the cut) or the
+ * cut is not in it. The same technique as the WebGPU engine's band select (shaders/topk.wgsl). Exported for the
+ * tests (which check both paths); callers use {@link topKMaskInto}.
+ */
+export function bandSelect(values: ArrayLike<number>, mask: ArrayLike<number>, n: number, k: number | ((valid: number) => number), out: { [i: number]: number }): boolean {
+  const size = Math.min(TOPK_SAMPLE, n);
+  const sample = scratch('topKSample', size);
+  const rng = mulberry32(0x70b6);
+  const stride = n / size;
+  let sv = 0;
+  for (let i = 0; i < size; i++) {
+    const at = Math.floor((i + rng()) * stride);
+    if (mask[at] !== 0) sample[sv++] = values[at] as number;
+  }
+  if (sv < 256) return false;
+  const valid = sample.subarray(0, sv);
+  const mEst = (sv / size) * n;
+  const q = Math.min(1, Math.max(0, takeCount(k, Math.round(mEst)) / mEst));
+  const at = Math.min(sv, Math.max(1, Math.round(q * sv)));
+  const spread = Math.ceil(TOPK_BAND_SIGMAS * Math.sqrt(sv * q * (1 - q))) + 4;
+  const hi = at - spread < 1 ? Infinity : kthLargest(valid, at - spread);
+  const lo = at + spread > sv ? -Infinity : kthLargest(valid, at + spread);
+  const cap = Math.ceil((2 * (Math.min(sv, at + spread) - Math.max(1, at - spread) + 1) * n) / size) + 4096;
+  const bandVal = scratch('topKBand', cap);
+  const bandPos = scratch('topKBandPos', cap);
+  let m = 0;
+  let above = 0;
+  let inBand = 0;
+  for (let i = 0; i < n; i++) {
+    if (mask[i] === 0) {
+      out[i] = 0;
+      continue;
+    }
+    m++;
+    const v = values[i] as number;
+    if (v > hi) {
+      above++;
+      out[i] = 1;
+    } else {
+      out[i] = 0;
+      if (v >= lo) {
+        if (inBand === cap) return false;
+        bandVal[inBand] = v;
+        bandPos[inBand++] = i;
+      }
+    }
+  }
+  const kk = takeCount(k, m);
+  if (kk === 0 || kk === m) {
+    if (kk === m && m > 0) for (let i = 0; i < n; i++) out[i] = mask[i] !== 0 ? 1 : 0;
+    else for (let i = 0; i < n; i++) out[i] = 0;
+    return true;
+  }
+  if (!(above < kk && kk <= above + inBand)) return false;
+  const { value: cut, above: over } = selectKth(bandVal.subarray(0, inBand), kk - above);
+  let ties = kk - above - over;
+  for (let j = 0; j < inBand; j++) {
+    const v = bandVal[j] as number;
+    if (v > cut) out[bandPos[j] as number] = 1;
+    else if (v === cut && ties > 0) {
+      out[bandPos[j] as number] = 1;
+      ties--;
+    }
+  }
+  return true;
 }
