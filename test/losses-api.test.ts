@@ -311,7 +311,7 @@ describe('kthLargest and topKMaskInto (the one top-k selection, histogram select
     ];
     for (const [what, vals, mk, k, banded] of cases) {
       const mask = masks[mk];
-      const valid = mask.reduce((a, b) => a + b, 0);
+      const valid = mask.reduce<number>((a, b) => a + b, 0);
       const ref = maskRef(vals, mask, typeof k === 'function' ? k(valid) : k);
       const out = new Float64Array(n).fill(7);
       topKMaskInto(vals, mask, n, k, out);

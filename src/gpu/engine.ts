@@ -41,7 +41,7 @@
 import { aggLoss as cpuAggLoss, aggregationCoefficients, MASKED_MEAN_EPS } from '../aggregate.js';
 import { checkLossAggMode, type GlobalBatchInfo, type LossAggMode, type PolicyLossConfig, resolvePolicyLossConfig } from '../config/policyLoss.js';
 import { ConfigError, GpuDeviceLostError, GpuError, GpuUnavailableError, ShapeError, ValueError } from '../errors.js';
-import { kthLargest } from '../losses/common.js';
+import { BAND_MIN_SAMPLE, BAND_SAMPLE, kthLargest, sampleBand } from '../losses/common.js';
 import { getPolicyLoss, policyLoss as cpuPolicyLoss } from '../losses/registry.js';
 import { checkRolloutCorrectionConfig, rolloutCorrectionArrays } from '../losses/rolloutCorrection.js';
 import { METRIC, type PolicyLossBatch } from '../losses/types.js';
@@ -304,13 +304,6 @@ export const GPU_LOSS_MODES: Readonly<Record<string, ModeSpec>> = {
 type Field = { host: Float32Array; scratch: Float32Array | null } | { buffer: GPUBuffer };
 /** A token-pass input: a GPU buffer, or host values the pass uploads piece by piece (streamed). */
 type PassInput = GPUBuffer | Float32Array;
-
-/** Host positions sampled to bracket eighty-twenty's cut ({@link WebGpuEngine.selectTopKBand}). */
-const BAND_SAMPLE = 32768;
-/** Fewer valid entropies than this in the sample: the radix select instead. */
-const BAND_MIN_SAMPLE = 256;
-/** Half-width of the band around the sample's cut rank, in standard deviations of that rank (binomial). */
-const BAND_SIGMAS = 4;
 
 const keyF32 = new Float32Array(1);
 const keyU32 = new Uint32Array(keyF32.buffer);
@@ -793,7 +786,7 @@ class WebGpuEngine implements Engine {
   /**
    * eighty-twenty's selection in one GPU pass: a sample of {@link BAND_SAMPLE} positions (one per equal block; read
    * from the host arrays when given, else drawn on the GPU by shaders/topk.wgsl's `SAMPLE` and read back) brackets the
-   * cut between two keys lo ≤ hi (the sample's ranks around the ratio, ± {@link BAND_SIGMAS} standard deviations),
+   * cut between two keys lo ≤ hi (the sample's ranks around the ratio: `sampleBand`),
    * and shaders/topk.wgsl (`BAND`) counts the valid tokens and those above hi, and collects the index and key of each
    * token in [lo, hi]. The host then takes the cut among those (ties lowest index first). Null (the caller runs the
    * radix select) when the sample is too small, GPU-resident inputs exceed one binding, the band outgrows its buffer,
@@ -843,13 +836,11 @@ class WebGpuEngine implements Engine {
       }
     }
     if (sv < BAND_MIN_SAMPLE) return null;
-    const valid = sample.subarray(0, sv);
-    // the k-th largest sits near rank ratio·sv of the sample (1-based, from the top); bracket it
-    const at = Math.min(sv, Math.max(1, Math.round(ratio * sv)));
-    const spread = Math.ceil(BAND_SIGMAS * Math.sqrt(sv * ratio * (1 - ratio))) + 4;
-    const hiKey = at - spread < 1 ? 0xffffffff : kthLargest(valid, at - spread);
-    const loKey = at + spread > sv ? 0 : kthLargest(valid, at + spread);
-    const expected = ((Math.min(sv, at + spread) - Math.max(1, at - spread) + 1) / size) * n;
+    // the k-th largest sits near rank ratio·sv of the sample's keys; bracket it (keys past the ends: 0 and 2^32 − 1)
+    const band = sampleBand(sample.subarray(0, sv), ratio);
+    const hiKey = band.hi === Infinity ? 0xffffffff : band.hi;
+    const loKey = band.lo === -Infinity ? 0 : band.lo;
+    const expected = (band.ranks / size) * n;
     const cap = Math.min(Math.ceil(2 * expected) + 4096, Math.floor((this.gpu.maxBindingFloats - 4) / 2));
     if (cap < expected) return null;
     const out = this.gpu.pool.acquire(BufferUsage.STORAGE | BufferUsage.COPY_SRC | BufferUsage.COPY_DST, (4 + 2 * cap) * 4, 'lumirag-topk-band');

@@ -298,12 +298,32 @@ interface TopKCut {
   above: number;
 }
 
-/** Positions from which {@link topKMaskInto} tries {@link bandCut} first. */
+/** Positions from which {@link topKMaskInto} tries {@link bandSelect} first. */
 const TOPK_BAND_MIN = 1 << 16;
-/** Positions {@link bandCut} samples (one in each of this many equal blocks). */
-const TOPK_SAMPLE = 32768;
-/** Half-width of {@link bandCut}'s band around the sample's cut rank, in standard deviations of that rank. */
-const TOPK_BAND_SIGMAS = 4;
+/** Positions a band select samples (one in each of this many equal blocks): the CPU's and the WebGPU engine's. */
+export const BAND_SAMPLE = 32768;
+/** Fewer valid values than this in the sample: no band select (the full select decides). */
+export const BAND_MIN_SAMPLE = 256;
+/** Half-width of a band around the sample's cut rank, in standard deviations of that rank (binomial). */
+const BAND_SIGMAS = 4;
+
+/**
+ * The band of a band select: from `valid`, the sample's valid values (any order; at least {@link BAND_MIN_SAMPLE}),
+ * and q, the fraction of valid values to take, the sample values `hi` and `lo` ± {@link BAND_SIGMAS} standard
+ * deviations of rank around the cut (`Infinity` / `−Infinity` past the sample's ends), and `ranks`, how many sample
+ * ranks the band spans (so a population of N positions sampled `size` times puts about ranks·N/size values in it).
+ * Shared by the CPU's {@link bandSelect} and the WebGPU engine's (over float keys there).
+ */
+export function sampleBand(valid: Float64Array, q: number): { lo: number; hi: number; ranks: number } {
+  const sv = valid.length;
+  const at = Math.min(sv, Math.max(1, Math.round(q * sv)));
+  const spread = Math.ceil(BAND_SIGMAS * Math.sqrt(sv * q * (1 - q))) + 4;
+  return {
+    hi: at - spread < 1 ? Infinity : kthLargest(valid, at - spread),
+    lo: at + spread > sv ? -Infinity : kthLargest(valid, at + spread),
+    ranks: Math.min(sv, at + spread) - Math.max(1, at - spread) + 1,
+  };
+}
 
 function takeCount(k: number | ((valid: number) => number), m: number): number {
   return Math.min(Math.max(0, Math.floor(typeof k === 'function' ? k(m) : k)), m);
@@ -331,16 +351,16 @@ function fullCut(values: ArrayLike<number>, mask: ArrayLike<number>, n: number, 
 
 /**
  * {@link topKMaskInto} in one pass over the values, or false (then `out` holds nothing meaningful): a sample of
- * {@link TOPK_SAMPLE} positions (a fixed-seed draw in each of as many equal blocks) brackets the cut between two
- * sample values lo ≤ hi (± {@link TOPK_BAND_SIGMAS} standard deviations of its rank). The pass counts the valid values,
+ * {@link BAND_SAMPLE} positions (a fixed-seed draw in each of as many equal blocks) brackets the cut between two
+ * sample values lo ≤ hi ({@link sampleBand}). The pass counts the valid values,
  * writes 1 above hi and 0 elsewhere, and gathers the values in [lo, hi] with their positions; the cut is selected
  * among those and their entries rewritten, in index order (so the lowest-index ties are taken). False when the sample
- * holds under 256 valid values, the band holds more than its buffer (a huge group of equal values at the cut) or the
+ * holds under {@link BAND_MIN_SAMPLE} valid values, the band holds more than its buffer (a huge group of equal values at the cut) or the
  * cut is not in it. The same technique as the WebGPU engine's band select (shaders/topk.wgsl). Exported for the
  * tests (which check both paths); callers use {@link topKMaskInto}.
  */
 export function bandSelect(values: ArrayLike<number>, mask: ArrayLike<number>, n: number, k: number | ((valid: number) => number), out: { [i: number]: number }): boolean {
-  const size = Math.min(TOPK_SAMPLE, n);
+  const size = Math.min(BAND_SAMPLE, n);
   const sample = scratch('topKSample', size);
   const rng = mulberry32(0x70b6);
   const stride = n / size;
@@ -349,15 +369,10 @@ export function bandSelect(values: ArrayLike<number>, mask: ArrayLike<number>, n
     const at = Math.floor((i + rng()) * stride);
     if (mask[at] !== 0) sample[sv++] = values[at] as number;
   }
-  if (sv < 256) return false;
-  const valid = sample.subarray(0, sv);
+  if (sv < BAND_MIN_SAMPLE) return false;
   const mEst = (sv / size) * n;
-  const q = Math.min(1, Math.max(0, takeCount(k, Math.round(mEst)) / mEst));
-  const at = Math.min(sv, Math.max(1, Math.round(q * sv)));
-  const spread = Math.ceil(TOPK_BAND_SIGMAS * Math.sqrt(sv * q * (1 - q))) + 4;
-  const hi = at - spread < 1 ? Infinity : kthLargest(valid, at - spread);
-  const lo = at + spread > sv ? -Infinity : kthLargest(valid, at + spread);
-  const cap = Math.ceil((2 * (Math.min(sv, at + spread) - Math.max(1, at - spread) + 1) * n) / size) + 4096;
+  const { lo, hi, ranks } = sampleBand(sample.subarray(0, sv), Math.min(1, Math.max(0, takeCount(k, Math.round(mEst)) / mEst)));
+  const cap = Math.ceil((2 * ranks * n) / size) + 4096;
   const bandVal = scratch('topKBand', cap);
   const bandPos = scratch('topKBandPos', cap);
   let m = 0;
