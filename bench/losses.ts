@@ -100,6 +100,7 @@ export async function run(opts: BenchOptions): Promise<BenchSection> {
       'WebGPU e2e ns/token',
       'upload ns/token',
       'kernel ns/token',
+      'kernel GPU time ns/token',
       'readback ns/token',
       'resident ns/token',
       'e2e speed-up vs CPU',
@@ -107,6 +108,7 @@ export async function run(opts: BenchOptions): Promise<BenchSection> {
       'e2e /yard',
       'upload /yard',
       'kernel /yard',
+      'kernel GPU time /yard',
       'readback /yard',
       'resident /yard',
       'WebGPU Mtok/s',
@@ -155,7 +157,9 @@ export async function run(opts: BenchOptions): Promise<BenchSection> {
       // The headline columns, interleaved rep by rep so that a slow spell of this shared machine hits them alike.
       const srcs = [b.oldLogProbs, b.logProbs, b.advantages, b.responseMask];
       const dsts = srcs.map((a) => new Float32Array(a.length).fill(1));
-      let [yard, cpu, par2, parCopy, e2e, resident, torchMs] = [Infinity, Infinity, Infinity, 0, Infinity, Infinity, Infinity];
+      let [yard, cpu, par2, parCopy, e2e, resident, gpuTime, torchMs] = [Infinity, Infinity, Infinity, 0, Infinity, Infinity, Infinity, Infinity];
+      const gpu = engine.gpu;
+      const timed = gpu?.canProfile === true;
       for (let r = 0; r < reps; r++) {
         let t = performance.now();
         for (let i = 0; i < 4; i++) (dsts[i] as Float32Array).set(srcs[i] as Float32Array);
@@ -174,9 +178,11 @@ export async function run(opts: BenchOptions): Promise<BenchSection> {
           e2e = Math.min(e2e, performance.now() - t);
         }
         if (res) {
+          if (timed) gpu?.profileStart(); // timestamp queries on the resident call's passes: the kernels' GPU time
           t = performance.now();
           await res.call();
           resident = Math.min(resident, performance.now() - t);
+          if (timed && gpu) gpuTime = Math.min(gpuTime, (await gpu.profileStop()).ns / 1e6);
         }
         if (torch) {
           torchMs = Math.min(torchMs, await torch.run(key));
@@ -188,7 +194,7 @@ export async function run(opts: BenchOptions): Promise<BenchSection> {
       if (torch) await torch.drop(key);
       const parCols = [ns(par2), cpu / par2, ns(parCopy), torch ? ns(torchMs) : '-'];
       if (!gpuOn) {
-        section.rows.push([`2^${k}`, ns(yard), ns(cpu), '-', '-', '-', '-', '-', '-', cpu / yard, '-', '-', '-', '-', '-', '-', ...parCols]);
+        section.rows.push([`2^${k}`, ns(yard), ns(cpu), '-', '-', '-', '-', '-', '-', '-', cpu / yard, '-', '-', '-', '-', '-', '-', '-', ...parCols]);
         continue;
       }
       const g0 = await gpuColumns(engine, b, res as Resident, reps, gpuGrad);
@@ -201,6 +207,7 @@ export async function run(opts: BenchOptions): Promise<BenchSection> {
         ns(e2e),
         ns(g.upload),
         ns(g.kernel),
+        timed ? ns(gpuTime) : '-',
         ns(g.readback),
         ns(g.resident),
         cpu / e2e,
@@ -208,6 +215,7 @@ export async function run(opts: BenchOptions): Promise<BenchSection> {
         e2e / yard,
         g.upload / yard,
         g.kernel / yard,
+        timed ? gpuTime / yard : '-',
         g.readback / yard,
         g.resident / yard,
         n / e2e / 1e3,
@@ -227,7 +235,7 @@ export async function run(opts: BenchOptions): Promise<BenchSection> {
     'CPU ref: policyLoss (float64 reference reading the float32 inputs in place, one thread) with gradInto (a reused Float64Array, as a training loop would pass), after 30 JIT warm-up calls on a 2^14-token slice and one at full size',
     'CPU 2 threads: createParallelPolicyLoss({ threads: 2 }) (main thread + 1 worker, SharedArrayBuffer staging, same gradInto); copy = copying the worker\'s inputs in and its gradient out, on the main thread',
     'e2e: engine.policyLoss on host Float32Arrays with gradInto (a reused output array): validation + row lengths + upload + kernel + partial sums + gradient read-back',
-    'resident: engine.policyLossGpu on GPUBuffer inputs with rowLengths and a caller gradBuffer (the gradient never leaves the GPU); kernel = resident − an empty submit round trip',
+    'resident: engine.policyLossGpu on GPUBuffer inputs with rowLengths and a caller gradBuffer (the gradient never leaves the GPU); kernel = resident − an empty submit round trip; kernel GPU time = the resident call\'s compute passes timed by timestamp queries (GpuContext.profileStart/profileStop: GPU time only, no submit, wait or read-back)',
     'yardstick, CPU ref, CPU 2 threads, WebGPU e2e, resident and PyTorch are timed interleaved, rep by rep (minimum of max(7, reps) each), so a slow spell of the machine hits them alike (after each PyTorch rep the bench waits 150 ms: its OpenMP threads spin on for a while); upload, readback and the no-op round trip follow, same reps',
     'upload: queue.writeBuffer of the four inputs into upload-only buffers + onSubmittedWorkDone; readback: gradient buffer → staging → mapAsync → copy into a host array',
   );

@@ -394,6 +394,27 @@ describe.skipIf(!engine)(`streamed uploads and read-backs (${reasonText})`, () =
   });
 });
 
+describe.skipIf(!engine)(`kernel timing (${reasonText})`, () => {
+  it('times kernels with timestamp queries (GpuContext.profileStart / profileStop)', async () => {
+    const gpu = (engine as Engine).gpu!;
+    if (!gpu.canProfile) {
+      expect(() => gpu.profileStart()).toThrow(/timestamp-query/);
+      return;
+    }
+    await expect(gpu.profileStop()).rejects.toThrow(/without profileStart/);
+    gpu.profileStart(2);
+    const b = hostBatch(37, 333, 17, false);
+    await (engine as Engine).policyLoss('vanilla', b, MODES[0]![1]); // the count pass and the token pass
+    await (engine as Engine).policyLoss('sapo', b, {}); // one more pass than the two timed
+    const p = await gpu.profileStop();
+    expect(p.passes).toBe(2);
+    expect(p.untimed).toBeGreaterThanOrEqual(1);
+    expect(p.ns).toBeGreaterThan(0);
+    // not profiling any more: calls run as before
+    sameResult(await (engine as Engine).policyLoss('vanilla', b, MODES[0]![1]), policyLoss('vanilla', cpuBatch(b), MODES[0]![1]), 'after profiling');
+  });
+});
+
 describe.skipIf(!engine)(`barrier-tree reductions without subgroups (${reasonText})`, () => {
   it('agree with the CPU reference', async () => {
     const tree = await createEngine({ backend: 'webgpu', disableSubgroups: true });

@@ -240,11 +240,65 @@ export class GpuContext {
       layout: pipeline.getBindGroupLayout(0),
       entries: resources.map((resource, binding) => ({ binding, resource })),
     });
-    const pass = enc.beginComputePass();
+    const prof = this.profiler;
+    let timestampWrites: GPUComputePassTimestampWrites | undefined;
+    if (prof && prof.used < prof.max) {
+      timestampWrites = { querySet: prof.querySet, beginningOfPassWriteIndex: 2 * prof.used, endOfPassWriteIndex: 2 * prof.used + 1 };
+      prof.used++;
+    } else if (prof) prof.dropped++;
+    const pass = enc.beginComputePass(timestampWrites ? { timestampWrites } : undefined);
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, bind);
     pass.dispatchWorkgroups(grid.x, grid.y);
     pass.end();
+  }
+
+  private profiler: { querySet: GPUQuerySet; max: number; used: number; dropped: number } | null = null;
+
+  /** Whether the device can time kernels ({@link GpuContext.profileStart}): it has the `timestamp-query` feature. */
+  get canProfile(): boolean {
+    return this.device.features.has('timestamp-query');
+  }
+
+  /**
+   * Start timing every compute pass dispatched from now on (up to `maxPasses`) with timestamp queries, for
+   * benchmarks: the GPU time of the kernels alone, without submits, waits or read-backs.
+   * {@link GpuContext.profileStop} returns the total.
+   *
+   * @throws ConfigError without the device's `timestamp-query` feature ({@link GpuContext.canProfile})
+   */
+  profileStart(maxPasses = 256): void {
+    if (!this.canProfile) throw new ConfigError("profiling needs the device's 'timestamp-query' feature", 'timestamp-query');
+    this.profiler?.querySet.destroy();
+    this.profiler = { querySet: this.device.createQuerySet({ type: 'timestamp', count: 2 * maxPasses }), max: maxPasses, used: 0, dropped: 0 };
+  }
+
+  /**
+   * Stop timing ({@link GpuContext.profileStart}) and return the timed passes' total GPU time in nanoseconds, their
+   * count, and how many passes went untimed past `maxPasses`. Waits for the GPU.
+   */
+  async profileStop(): Promise<{ ns: number; passes: number; untimed: number }> {
+    const prof = this.profiler;
+    if (!prof) throw new ConfigError('profileStop without profileStart', 'profile');
+    this.profiler = null;
+    try {
+      if (prof.used === 0) return { ns: 0, passes: 0, untimed: prof.dropped };
+      const bytes = 16 * prof.used;
+      const resolve = this.device.createBuffer({ size: bytes, usage: BufferUsage.QUERY_RESOLVE | BufferUsage.COPY_SRC });
+      try {
+        const enc = this.device.createCommandEncoder();
+        enc.resolveQuerySet(prof.querySet, 0, 2 * prof.used, resolve, 0);
+        const [raw] = await this.readback(enc, [{ buffer: resolve, bytes }]);
+        const t = new BigUint64Array((raw as Float32Array).buffer, (raw as Float32Array).byteOffset, 2 * prof.used);
+        let ns = 0;
+        for (let i = 0; i < prof.used; i++) ns += Number((t[2 * i + 1] as bigint) - (t[2 * i] as bigint));
+        return { ns, passes: prof.used, untimed: prof.dropped };
+      } finally {
+        resolve.destroy();
+      }
+    } finally {
+      prof.querySet.destroy();
+    }
   }
 
   /** A 2D grid of at least `nwg` workgroups (x ≤ the per-dimension limit). */

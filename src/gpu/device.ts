@@ -69,7 +69,8 @@ function describe(info: GPUAdapterInfo | undefined): string {
 
 /**
  * Request an adapter and a device with the limits the kernels want (the adapter's storage binding and buffer
- * sizes; the kernels stay within the default 8 storage buffers per stage) and `subgroups` when present.
+ * sizes; the kernels stay within the default 8 storage buffers per stage), and `subgroups` and `timestamp-query` when
+ * present.
  *
  * @throws GpuUnavailableError when there is no WebGPU implementation or no adapter
  */
@@ -95,8 +96,11 @@ export async function acquireDevice(opts: AcquireDeviceOptions = {}): Promise<Ac
   }
   const subgroups = !opts.disableSubgroups && adapter.features.has('subgroups');
   const lim = adapter.limits;
+  const features: GPUFeatureName[] = [];
+  if (subgroups) features.push('subgroups' as GPUFeatureName);
+  if (adapter.features.has('timestamp-query')) features.push('timestamp-query'); // kernel timing (GpuContext.profileStart)
   const device = await adapter.requestDevice({
-    requiredFeatures: subgroups ? (['subgroups'] as GPUFeatureName[]) : [],
+    requiredFeatures: features,
     requiredLimits: {
       maxStorageBufferBindingSize: lim.maxStorageBufferBindingSize,
       maxBufferSize: lim.maxBufferSize,
