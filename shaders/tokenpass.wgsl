@@ -16,6 +16,7 @@ override COUNT_COEF: bool = false; // token-mean's coefficient is P.coef0 / N, N
 override MASK_CHECKED: bool = false; // the host or maskcount.wgsl already counted the mask and checked it is 0/1: skip both here
 override SEL_TOPK: bool = false;  // eighty-twenty selected on the GPU: AUX holds the entropies and the aggregation mask is
                                   // key > P.cutKey, or key == P.cutKey at a global index ≤ P.cutIdx (topk.wgsl)
+override SEL_TIES: bool = true;   // SEL_TOPK: only some ties at the cut are taken (else key ≥ P.cutKey: one comparison)
 
 // Eight storage bindings (WebGPU's default limit). AUX packs weight and selection in one float, the
 // selection in the sign bit (so −0.0 is an unselected zero weight): HAS_W only: w; HAS_SEL only: +1 / −1;
@@ -100,7 +101,9 @@ fn main(ri: RIn, @builtin(workgroup_id) wid: vec3u) {
         var w = vec4f(1.0);
         var sel = vec4f(1.0);
         var am = m;
-        if (SEL_TOPK) {
+        if (SEL_TOPK && !SEL_TIES) {
+          am = m & (sortKey(AUX[v]) >= vec4u(P.cutKey));
+        } else if (SEL_TOPK) {
           let key = sortKey(AUX[v]);
           let gk = vec4u(P.base + v * 4u) + vec4u(0u, 1u, 2u, 3u);
           am = m & ((key > vec4u(P.cutKey)) | ((key == vec4u(P.cutKey)) & (gk <= vec4u(P.cutIdx))));

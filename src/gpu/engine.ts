@@ -1272,6 +1272,7 @@ class WebGpuEngine implements Engine {
         HAS_SEL: sel !== null,
         SEL_AGG: lossMode === 'eighty-twenty' && sel !== null,
         SEL_TOPK: cut !== null,
+        SEL_TIES: cut !== null && cut.cutIdx !== 0xffffffff, // all ties at the cut taken: one comparison per token
         PER_ROW: perRow,
         NEED_ROW: needRows,
         COUNT_COEF: gpuCount,
