@@ -45,6 +45,18 @@ fn b2f(b: vec4<bool>) -> vec4f {
   return select(vec4f(0.0), vec4f(1.0), b);
 }
 
+// Mask entries that are not 0/1, by their bits (exact for NaN, ±inf, subnormals; a float `!= 0` may compile to
+// `|x| > 0`, false for NaN): neither ±0 nor 1.0.
+fn notZeroOne(x: vec4f) -> vec4<bool> {
+  let b = bitcast<vec4u>(x);
+  return ((b & vec4u(0x7fffffffu)) != vec4u(0u)) & (b != vec4u(0x3f800000u));
+}
+
+// Mask entries that are not ±0 (NaN included, as JavaScript's `!== 0`), by their bits.
+fn nonZero(x: vec4f) -> vec4<bool> {
+  return (bitcast<vec4u>(x) & vec4u(0x7fffffffu)) != vec4u(0u);
+}
+
 fn nonFinite(x: vec4f) -> vec4<bool> {
   return (bitcast<vec4u>(x) & vec4u(0x7f800000u)) == vec4u(0x7f800000u);
 }

@@ -21,9 +21,8 @@ fn main(ri: RIn, @builtin(workgroup_id) wid: vec3u) {
       if (v < nv) {
         let inb = vec4u(v * 4u) + vec4u(0u, 1u, 2u, 3u) < vec4u(P.n);
         let mr = MASK[v];
-        let nz = (mr != vec4f(0.0)) & inb;
-        acc += dot(b2f(nz), ONE4);
-        bad += dot(b2f(nz & (mr != vec4f(1.0))), ONE4);
+        acc += dot(b2f(nonZero(mr) & inb), ONE4);
+        bad += dot(b2f(notZeroOne(mr) & inb), ONE4);
       }
     }
   }

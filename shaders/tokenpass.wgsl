@@ -4,7 +4,7 @@
 //   PART[2s]   = (Σ coef·w·ℓ over the aggregation mask, Σ m0, Σ m1, Σ m2 over the response mask)
 //   PART[2s+1] = (Σ of the inputs at valid positions: non-finite iff an input is non-finite there (or, for
 //                |values| near 1e38, overflows; the host then checks the inputs exactly),
-//                Σ m (valid tokens), Σ (v² − v)² over the mask values v (0 iff the mask is 0/1), 0)
+//                Σ m (valid tokens), the count of mask entries that are not 0/1 (by their bits: NaN included), 0)
 // The host adds the slots in float64 (the valid-token count comes from the host's row lengths).
 
 override HAS_W: bool = false;     // AUX carries weights w ≥ 0 multiplying ℓ and ∂ℓ/∂lp (IS weights, clip_cov's corr)
@@ -65,8 +65,7 @@ fn main(ri: RIn, @builtin(workgroup_id) wid: vec3u) {
         // a checked mask is exactly 0 or 1: one comparison (`!= 0` compiles to |x| > 0 on lavapipe)
         let m = select(mr != vec4f(0.0), mr > vec4f(0.5), MASK_CHECKED) & inb;
         if (!MASK_CHECKED) {
-          let q = mr * mr - mr;
-          accB += dot(select(vec4f(0.0), q * q, inb), ONE4);
+          accB += dot(b2f(notZeroOne(mr) & inb), ONE4);
           accM += dot(b2f(m), ONE4);
         }
         let o = OLP[v];

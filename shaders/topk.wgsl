@@ -10,10 +10,11 @@
 //                    radix select over them finds the r-th lowest index among the ties (when too many ties to
 //                    collect into one binding)
 //   BAND = true:     the one pass of a sample-guided selection (the host picked keys lo = S.prefix ≤ hi = S.cut from
-//                    a sample of host entropies): OUT[0] += valid tokens, OUT[1] += valid tokens with key > hi,
+//                    a sample of the entropies): OUT[0] += valid tokens, OUT[1] += valid tokens with key > hi,
 //                    OUT[2] += valid tokens whose entropy is not finite, OUT[3] counts the valid tokens with key in
-//                    [lo, hi] and, for the i-th of them (i < S.mask, the capacity), OUT[4 + 2i] and OUT[5 + 2i]
-//                    receive its global index and key. No histogram atomics: most tokens only load and compare.
+//                    [lo, hi], OUT[4] += mask entries that are not 0/1 (so the token pass need not check), and, for
+//                    the i-th band token (i < S.mask, the capacity), OUT[8 + 2i] and OUT[9 + 2i] receive its global
+//                    index and key. No histogram atomics: most tokens only load and compare.
 
 //   SAMPLE = true:   S.mask samples of GPU-resident entropies for BAND, one in each of S.mask equal blocks of the n
 //                    tokens at a hashed offset: OUT[i] = the sample's key, or 0 (no finite value has key 0) where the
@@ -42,14 +43,15 @@ struct Select {
 // PAIRS go straight to OUT) and bins[BAND_AT] is where they start in OUT.
 var<workgroup> bins: array<atomic<u32>, NBINS>;
 const PAIRS: u32 = NBINS / 2u - 1u;
+const BAND_HEAD: u32 = 8u; // BAND: OUT's header words before the (index, key) pairs
 const BAND_AT: u32 = NBINS - 2u;
 const BAND_N: u32 = NBINS - 1u;
 
 // BAND: one (index, key) pair into OUT (pair `at` of S.mask)
 fn bandStore(at: u32, idx: u32, key: u32) {
   if (at < S.mask) {
-    atomicStore(&OUT[4u + 2u * at], idx);
-    atomicStore(&OUT[5u + 2u * at], key);
+    atomicStore(&OUT[BAND_HEAD + 2u * at], idx);
+    atomicStore(&OUT[BAND_HEAD + 2u * at + 1u], key);
   }
 }
 
@@ -87,6 +89,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
   var bad = 0u;
   var nValid = 0u;
   var nAbove = 0u;
+  var nBadMask = 0u;
   if (wg < P.nwg) {
     let nv = (P.n + 3u) / 4u;
     let v0 = wg * (WG * VPT) + lid;
@@ -94,7 +97,8 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
       let v = v0 + j * WG;
       if (v < nv) {
         let kk = vec4u(v * 4u) + vec4u(0u, 1u, 2u, 3u);
-        let valid = (MASK[v] != vec4f(0.0)) & (kk < vec4u(P.n));
+        let mr = MASK[v];
+        let valid = (mr != vec4f(0.0)) & (kk < vec4u(P.n));
         let e = ENT[v];
         var key = sortKey(e);
         if (BAND) {
@@ -102,6 +106,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
           let band = valid & (key >= vec4u(S.prefix)) & !above;
           nValid += dot(select(vec4u(0u), vec4u(1u), valid), vec4u(1u));
           nAbove += dot(select(vec4u(0u), vec4u(1u), above), vec4u(1u));
+          nBadMask += dot(select(vec4u(0u), vec4u(1u), notZeroOne(mr) & (kk < vec4u(P.n))), vec4u(1u));
           if (any(band)) {
             for (var c = 0u; c < 4u; c++) {
               if (band[c]) {
@@ -161,6 +166,9 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
     }
     if (bad > 0u) {
       atomicAdd(&OUT[2], bad);
+    }
+    if (nBadMask > 0u) {
+      atomicAdd(&OUT[4], nBadMask);
     }
   } else if (!COLLECT) {
     workgroupBarrier();

@@ -168,6 +168,17 @@ describe.skipIf(!engine)(`WebGPU engine (${reasonText})`, () => {
     // and a band that outgrows its buffer take the radix select
     const twice = (xs: string[]): string[] => xs.flatMap((x) => [x, x]);
     expect(paths).toEqual(twice(['band', 'band', 'radix', 'radix', 'radix', 'band', 'radix', 'band', 'band', 'band', 'band', 'radix']));
+    // a mask that is not 0/1 is caught by the band pass (the token pass then skips its own check), host or resident
+    for (const badValue of [0.5, 2, Number.POSITIVE_INFINITY, Number.NaN]) {
+      const bb = cases[0]![1];
+      const badMask = Float32Array.from(bb.responseMask as Float32Array);
+      badMask[7] = badValue;
+      await expect(e.policyLoss('eighty-twenty', { ...bb, responseMask: badMask }, {})).rejects.toThrow(/responseMask: a mask must be 0\/1, got/);
+      const [mb, eb] = [put(badMask), put(bb.entropy as Float32Array)];
+      await expect(e.policyLoss('eighty-twenty', { ...bb, responseMask: mb, entropy: eb }, {})).rejects.toThrow(/responseMask: a mask must be 0\/1/);
+      mb.destroy();
+      eb.destroy();
+    }
     // no valid token, and a single one
     const none = withEntropy(3, 8, 39, () => 1);
     (none.responseMask as Float32Array).fill(0);
@@ -278,6 +289,36 @@ describe.skipIf(!engine)(`WebGPU engine (${reasonText})`, () => {
         const c = policyLoss(mode, cpuBatch(b), cfg);
         sameResult(await e.policyLoss(mode, b, cfg), c, `edge ${mode}`);
       }
+    }
+  });
+
+  it('a mask entry that is not 0/1 is an error on every path: NaN, ±inf, 2, 0.5, subnormal, 1 + ulp', async () => {
+    const b = hostBatch(24, 50, 6, false);
+    const dev = e.gpu!.device;
+    const put = (a: Float32Array): GPUBuffer => {
+      const buf = dev.createBuffer({ size: Math.ceil(a.byteLength / 16) * 16, usage: BufferUsage.STORAGE | BufferUsage.COPY_DST });
+      dev.queue.writeBuffer(buf, 0, a.buffer, a.byteOffset, a.byteLength);
+      return buf;
+    };
+    const lengths = Array.from({ length: 24 }, () => 50);
+    for (const bad of [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, 2, 0.5, 1e-40, 1.0000001]) {
+      const m = Float32Array.from(b.responseMask as Float32Array);
+      m[37] = bad;
+      const hb = { ...b, responseMask: m };
+      const mb = put(m);
+      const rb = { ...b, responseMask: mb };
+      const paths: [string, string, EnginePolicyLossBatch, PolicyLossConfig][] = [
+        ['token-mean (maskcount.wgsl)', 'vanilla', hb, {}],
+        ['token-mean, GPU-resident mask', 'vanilla', rb, {}],
+        ['GPU-resident mask with rowLengths (the token pass checks)', 'vanilla', { ...rb, rowLengths: lengths }, {}],
+        ['seq-mean (the host scan)', 'vanilla', hb, { lossAggMode: 'seq-mean-token-mean' }],
+        ['eighty-twenty (the band pass)', 'eighty-twenty', hb, {}],
+        ['eighty-twenty, GPU-resident mask', 'eighty-twenty', rb, {}],
+      ];
+      for (const [what, mode, batch, cfg] of paths) {
+        await expect(e.policyLoss(mode, batch, cfg), `${bad}: ${what}`).rejects.toThrow(/responseMask: a mask must be 0\/1/);
+      }
+      mb.destroy();
     }
   });
 

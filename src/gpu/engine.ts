@@ -315,6 +315,22 @@ function sortKeyOf(x: number): number {
   return (b & 0x80000000) !== 0 ? ~b >>> 0 : (b | 0x80000000) >>> 0;
 }
 
+/** Header words of shaders/topk.wgsl's BAND output before its (index, key) pairs. */
+const BAND_HEAD = 8;
+
+/**
+ * eighty-twenty's GPU selection ({@link WebGpuEngine.selectTopK}): k tokens, those with key > `cutKey` or key =
+ * `cutKey` at a global index ≤ `cutIdx`; `nonFinite` valid entropies that are not finite (nothing else then holds);
+ * `checked` when the band pass also counted the valid tokens and the mask entries that are not 0/1.
+ */
+interface TopKSelection {
+  k: number;
+  cutKey: number;
+  cutIdx: number;
+  nonFinite: number;
+  checked?: { valid: number; badMask: number };
+}
+
 /** Histogram bins of shaders/topk.wgsl. */
 const TOPK_BINS = 4096;
 /** The radix select's levels over 32-bit keys: 12, 12 and 8 bits, each under the prefix fixed so far. */
@@ -333,7 +349,7 @@ interface PartialSums {
   valid: number;
   /** Σ of the inputs at valid positions: non-finite iff an input is (barring float32 overflow). */
   inputSum: number;
-  /** Σ (v² − v)² over the mask values: 0 iff the mask is 0/1. */
+  /** Mask entries that are not 0/1 (counted by their bits in the token pass, NaN included): 0 iff the mask is 0/1. */
   badMask: number;
 }
 
@@ -744,7 +760,7 @@ class WebGpuEngine implements Engine {
     ratio: number,
     temps: GPUBuffer[],
     host: { ent: Float32Array; mask: Float32Array } | null = null,
-  ): Promise<{ k: number; cutKey: number; cutIdx: number; nonFinite: number }> {
+  ): Promise<TopKSelection> {
     const banded = await this.selectTopKBand(ent, mask, n, ratio, temps, host);
     if (banded) return banded;
     const out = this.gpu.pool.acquire(BufferUsage.STORAGE | BufferUsage.COPY_SRC | BufferUsage.COPY_DST, (TOPK_BINS + 4) * 4, 'lumirag-topk');
@@ -800,7 +816,7 @@ class WebGpuEngine implements Engine {
     ratio: number,
     temps: GPUBuffer[],
     host: { ent: Float32Array; mask: Float32Array } | null,
-  ): Promise<{ k: number; cutKey: number; cutIdx: number; nonFinite: number } | null> {
+  ): Promise<TopKSelection | null> {
     const size = Math.min(BAND_SAMPLE, n);
     const sample = this.f64(size);
     let sv = 0;
@@ -841,33 +857,36 @@ class WebGpuEngine implements Engine {
     const hiKey = band.hi === Infinity ? 0xffffffff : band.hi;
     const loKey = band.lo === -Infinity ? 0 : band.lo;
     const expected = (band.ranks / size) * n;
-    const cap = Math.min(Math.ceil(2 * expected) + 4096, Math.floor((this.gpu.maxBindingFloats - 4) / 2));
+    const cap = Math.min(Math.ceil(2 * expected) + 4096, Math.floor((this.gpu.maxBindingFloats - BAND_HEAD) / 2));
     if (cap < expected) return null;
-    const out = this.gpu.pool.acquire(BufferUsage.STORAGE | BufferUsage.COPY_SRC | BufferUsage.COPY_DST, (4 + 2 * cap) * 4, 'lumirag-topk-band');
+    const words = BAND_HEAD + 2 * cap;
+    const out = this.gpu.pool.acquire(BufferUsage.STORAGE | BufferUsage.COPY_SRC | BufferUsage.COPY_DST, words * 4, 'lumirag-topk-band');
     temps.push(out);
     const enc = this.gpu.device.createCommandEncoder();
-    enc.clearBuffer(out, 0, 16);
+    enc.clearBuffer(out, 0, BAND_HEAD * 4);
     this.encodeTopKPass(enc, await this.topkPipeline(false, false, true), ent, mask, out, n, { shift: 0, mask: cap, prefix: loKey, cut: hiKey }, temps);
-    const got = this.gpu.pool.acquireHost(4 + 2 * cap); // pooled: fresh memory costs more than this selection
+    const got = this.gpu.pool.acquireHost(words); // pooled: fresh memory costs more than this selection
     try {
-      await this.gpu.readback(enc, [{ buffer: out, bytes: (4 + 2 * cap) * 4, into: got }], n);
-      return this.bandCut(new Uint32Array(got.buffer, got.byteOffset, 4 + 2 * cap), ratio, cap);
+      await this.gpu.readback(enc, [{ buffer: out, bytes: words * 4, into: got }], n);
+      return this.bandCut(new Uint32Array(got.buffer, got.byteOffset, words), ratio, cap);
     } finally {
       this.gpu.pool.releaseHost(got);
     }
   }
 
   /** The cut from {@link selectTopKBand}'s pass output `u` (see there). */
-  private bandCut(u: Uint32Array, ratio: number, cap: number): { k: number; cutKey: number; cutIdx: number; nonFinite: number } | null {
-    const [m, above, nonFinite, inBand] = [u[0] as number, u[1] as number, u[2] as number, u[3] as number];
-    if (nonFinite > 0) return { k: 0, cutKey: 0, cutIdx: 0, nonFinite };
+  private bandCut(u: Uint32Array, ratio: number, cap: number): TopKSelection | null {
+    const [m, above, nonFinite, inBand, badMask] = [u[0] as number, u[1] as number, u[2] as number, u[3] as number, u[4] as number];
+    // the pass also counted the valid tokens and checked the mask: the token pass need not
+    const checked = { valid: m, badMask };
+    if (nonFinite > 0 || badMask > 0) return { k: 0, cutKey: 0, cutIdx: 0, nonFinite, checked };
     const k = eightyTwentyCount(m, ratio);
-    if (k === 0) return { k, cutKey: 0xffffffff, cutIdx: 0, nonFinite: 0 };
-    if (k === m) return { k, cutKey: 0, cutIdx: 0xffffffff, nonFinite: 0 };
+    if (k === 0) return { k, cutKey: 0xffffffff, cutIdx: 0, nonFinite: 0, checked };
+    if (k === m) return { k, cutKey: 0, cutIdx: 0xffffffff, nonFinite: 0, checked };
     if (inBand > cap || !(above < k && k <= above + inBand)) return null;
     // the (k − above)-th largest key in the band, and the indices of its ties
     const keys = this.f64(inBand);
-    for (let i = 0; i < inBand; i++) keys[i] = u[5 + 2 * i] as number;
+    for (let i = 0; i < inBand; i++) keys[i] = u[BAND_HEAD + 1 + 2 * i] as number;
     const r = k - above;
     const cutKey = kthLargest(keys, r);
     let over = 0;
@@ -875,11 +894,11 @@ class WebGpuEngine implements Engine {
     for (let i = 0; i < inBand; i++) {
       const key = keys[i] as number;
       if (key > cutKey) over++;
-      else if (key === cutKey) ties.push(u[4 + 2 * i] as number);
+      else if (key === cutKey) ties.push(u[BAND_HEAD + 2 * i] as number);
     }
-    if (r - over === ties.length) return { k, cutKey, cutIdx: 0xffffffff, nonFinite: 0 }; // every tie at the cut
+    if (r - over === ties.length) return { k, cutKey, cutIdx: 0xffffffff, nonFinite: 0, checked }; // every tie at the cut
     const sorted = Float64Array.from(ties).sort();
-    return { k, cutKey, cutIdx: sorted[r - over - 1] as number, nonFinite: 0 };
+    return { k, cutKey, cutIdx: sorted[r - over - 1] as number, nonFinite: 0, checked };
   }
 
   private f64Scratch = new Float64Array(0);
@@ -1228,11 +1247,15 @@ class WebGpuEngine implements Engine {
         temps.push(bAux);
       }
       // eighty-twenty selected on the GPU: the token pass reads the entropies (AUX) against the cut.
-      let cut: { cutKey: number; cutIdx: number } | null = null;
+      let cut: TopKSelection | null = null;
       if (gpuTopK) {
         const bEnt = this.bind(gpuTopK, temps);
         const hostSel = 'host' in gpuTopK && 'host' in mask ? { ent: gpuTopK.host, mask: mask.host } : null;
         const r = await this.selectTopK(bEnt, bMask, n, cfg.entropyTopRatio, temps, hostSel);
+        if (r.checked && r.checked.badMask > 0) {
+          if ('host' in mask) this.hostLengths(mask.host, B, T, 'responseMask'); // the reference's message
+          throw new ValueError('responseMask: a mask must be 0/1', 'responseMask');
+        }
         if (r.nonFinite > 0) {
           if ('host' in gpuTopK && 'host' in mask) checkFiniteAtValid({ data: gpuTopK.host, rows: B, cols: T }, { data: mask.host, rows: B, cols: T }, 'entropy');
           throw new ValueError('entropy: a non-finite value at a valid position', 'entropy');
@@ -1276,8 +1299,8 @@ class WebGpuEngine implements Engine {
         PER_ROW: perRow,
         NEED_ROW: needRows,
         COUNT_COEF: gpuCount,
-        // the mask's count and 0/1 check are done already: by maskcount.wgsl, or by the host's length scan
-        MASK_CHECKED: gpuCount || scanned !== null,
+        // the mask's count and 0/1 check are done already: by maskcount.wgsl, the host's length scan or the band pass
+        MASK_CHECKED: gpuCount || scanned !== null || cut?.checked !== undefined,
       };
       const [tokPipe, rowPipe] = await Promise.all([
         this.tokenPipeline(family, tokenConsts),
@@ -1302,6 +1325,7 @@ class WebGpuEngine implements Engine {
         S.valid = cnt[0] as number;
         S.badMask = cnt[1] as number;
       }
+      if (cut?.checked) S.valid = cut.checked.valid; // the band pass counted them (the token pass did not)
       if (S.badMask !== 0 && 'host' in mask) this.hostLengths(mask.host, B, T, 'responseMask');
       if (S.badMask !== 0) throw new ValueError('responseMask: a mask must be 0/1', 'responseMask');
       if (!Number.isFinite(S.inputSum)) this.reportNonFinite(olp, lp, adv, mask, w, n, T);
