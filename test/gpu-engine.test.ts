@@ -318,6 +318,9 @@ describe.skipIf(!engine)(`WebGPU engine (${reasonText})`, () => {
       for (const [what, mode, batch, cfg] of paths) {
         await expect(e.policyLoss(mode, batch, cfg), `${bad}: ${what}`).rejects.toThrow(/responseMask: a mask must be 0\/1/);
       }
+      // aggLoss: a host mask is scanned, a GPU-resident one checked by the token pass
+      await expect(e.aggLoss(b.logProbs as Float32Array, m, 'token-mean', {}, [24, 50]), `${bad}: aggLoss`).rejects.toThrow(/mask: a mask must be 0\/1/);
+      await expect(e.aggLoss(b.logProbs as Float32Array, mb, 'seq-mean-token-mean', {}, [24, 50]), `${bad}: aggLoss, GPU-resident mask`).rejects.toThrow(/mask: a mask must be 0\/1/);
       mb.destroy();
     }
   });

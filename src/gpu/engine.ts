@@ -1445,6 +1445,7 @@ class WebGpuEngine implements Engine {
       const gradArr = this.gradRegion(regions, bGrad, n, toBuffer, gradInto);
       const out = await this.gpu.readback(enc, regions, n);
       const S = WebGpuEngine.sumPartials(out[0] as Float32Array, slots, lengths);
+      if (S.badMask !== 0) throw new ValueError('mask: a mask must be 0/1', 'mask'); // a GPU-resident mask (a host one was scanned)
       if (!Number.isFinite(S.inputSum)) {
         if ('host' in l && 'host' in m) toMatrixCheck(l.host, m.host, T);
         else throw new ValueError('lossMat: a non-finite value (or a float32 overflow) at a valid position', 'lossMat');
