@@ -28,9 +28,13 @@ export const VEC4_PER_INVOCATION_GPU = 16;
 export const STREAM_PIECE_TOKENS = 1 << 21;
 /** A region of a GPU buffer to read back ({@link GpuContext.readback}): `bytes` from byte `offset` (default 0), into `into` when given. */
 export interface ReadRegion {
+  /** The buffer to read (`COPY_SRC` usage). */
   buffer: GPUBuffer;
+  /** Bytes to read (a multiple of 4). */
   bytes: number;
+  /** Where the values land (else a fresh Float32Array). */
   into?: Float32Array;
+  /** First byte in `buffer` (a multiple of 4; default 0). */
   offset?: number;
 }
 /** Bytes of the `Params` uniform block of shaders/common.wgsl. */
