@@ -8,44 +8,68 @@
  * @module
  */
 import type { ResolvedPolicyLossConfig } from '../config/policyLoss.js';
-import { RATIO_BLOCK, clampLogRatio, clampedRatioBlock, clipMetrics, finishTokenLoss, scratch } from './common.js';
+import type { LOG_RATIO_CLAMP } from './common.js';
 import { registerBuiltin } from './registry.js';
+import { type RowsInput, type RowsOutput, rowsStrategy } from './rows.js';
 import type { PolicyLossResult, ResolvedBatch } from './types.js';
 
-/** The ratios of one block (module-level: the pass is synchronous and single-threaded). */
-const ratioBlock = new Float64Array(RATIO_BLOCK);
+/** {@link LOG_RATIO_CLAMP} as a module-local literal V8 folds into the loop (as in vanilla.ts). */
+const CLAMP: typeof LOG_RATIO_CLAMP = 20;
 
-/** The `cispo` strategy; default aggregation `token-mean`. */
-export function cispoLossStrategy(batch: ResolvedBatch, config: ResolvedPolicyLossConfig): PolicyLossResult {
-  const { oldLogProbs: olp, logProbs: lp, advantages: adv, mask } = batch;
-  const n = batch.B * batch.T;
+/**
+ * The cispo loss of a range of whole rows in one pass (`vanillaRows`' inputs and outputs): per token ℓ = −rc·A·lp
+ * and ∂ℓ/∂lp = −rc·A (rc = the clipped ratio, detached), the IS weight, the row sum and the gradient chain;
+ * `sums` = [nValid, klSum, nClipped, 0]. The reference and the two-thread path both run it.
+ */
+export function cispoRows(input: RowsInput, config: ResolvedPolicyLossConfig, out: RowsOutput): void {
+  const { rows, T, oldLogProbs: olp, logProbs: lp, advantages: adv, mask, rolloutIsWeights: w, rowCoef } = input;
+  const { grad, lossMat, rowSums, sums } = out;
   const lo = 1 - config.clipRatioLow;
   const hi = 1 + config.clipRatioHigh;
-  const lossMat = scratch('lossMat', n);
-  const dLoss = scratch('dLoss', n);
   let nValid = 0;
   let klSum = 0;
   let nClipped = 0;
-  const e = ratioBlock;
-  for (let k0 = 0; k0 < n; k0 += RATIO_BLOCK) {
-    const k1 = Math.min(n, k0 + RATIO_BLOCK);
-    clampedRatioBlock(lp, olp, mask, k0, k1, e); // r first, so this loop is call-free
-    for (let k = k0; k < k1; k++) {
-      if (mask[k] === 0) continue;
+  for (let i = 0; i < rows; i++) {
+    const coef = rowCoef ? (rowCoef[i] as number) : 1;
+    const rowEnd = (i + 1) * T;
+    let rs = 0;
+    for (let k = i * T; k < rowEnd; k++) {
+      if (mask[k] === 0) {
+        grad[k] = 0;
+        continue;
+      }
       nValid++;
-      const raw = (lp[k] as number) - (olp[k] as number);
-      const d = clampLogRatio(raw);
+      const lpk = lp[k] as number;
+      const raw = lpk - (olp[k] as number);
+      const d = raw < -CLAMP ? -CLAMP : raw > CLAMP ? CLAMP : raw; // clampLogRatio, inlined (see vanilla.ts)
       klSum += -d;
-      const r = e[k - k0] as number;
+      const r = Math.exp(d);
       const rc = r < lo ? lo : r > hi ? hi : r;
       if (r !== rc) nClipped++;
       const a = adv[k] as number;
-      lossMat[k] = -rc * a * (lp[k] as number);
-      dLoss[k] = -rc * a;
+      let l = -rc * a * lpk;
+      let g = -rc * a;
+      if (w !== null) {
+        const wk = w[k] as number;
+        l *= wk;
+        g *= wk;
+      }
+      if (lossMat !== null) lossMat[k] = l;
+      rs += l;
+      grad[k] = coef * g;
     }
+    if (coef === 0) grad.fill(0, i * T, rowEnd);
+    if (rowSums !== null) rowSums[i] = coef === 0 ? 0 : rs;
   }
-  const metrics = clipMetrics(nValid, klSum, nClipped, 0);
-  return finishTokenLoss(batch, config, lossMat, dLoss, 'token-mean', metrics);
+  sums[0] = nValid;
+  sums[1] = klSum;
+  sums[2] = nClipped;
+  sums[3] = 0;
+}
+
+/** The `cispo` strategy; default aggregation `token-mean`. */
+export function cispoLossStrategy(batch: ResolvedBatch, config: ResolvedPolicyLossConfig): PolicyLossResult {
+  return rowsStrategy(cispoRows, batch, config, 'token-mean');
 }
 
 registerBuiltin({ name: 'cispo', cpu: cispoLossStrategy, defaultAggMode: 'token-mean', kernel: 'cispo' });

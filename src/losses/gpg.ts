@@ -5,23 +5,56 @@
  * @module
  */
 import type { ResolvedPolicyLossConfig } from '../config/policyLoss.js';
-import { finishTokenLoss, scratch } from './common.js';
 import { registerBuiltin } from './registry.js';
+import { type RowsInput, type RowsKernel, type RowsOutput, rowsStrategy } from './rows.js';
 import type { PolicyLossResult, ResolvedBatch } from './types.js';
+
+/**
+ * The gpg loss of a range of whole rows in one pass (`vanillaRows`' inputs and outputs): ℓ = −lp·A·w and
+ * ∂ℓ/∂lp = −A·w at valid positions, the row sums and the gradient chain `rowCoef_i · ∂ℓ/∂lp`; `sums` = [nValid, 0,
+ * 0, 0] and no metrics (verl's gpg returns an empty dict). The reference and the two-thread path both run it.
+ */
+export const gpgRows: RowsKernel = Object.assign(
+  (input: RowsInput, _config: ResolvedPolicyLossConfig, out: RowsOutput): void => {
+    const { rows, T, logProbs: lp, advantages: adv, mask, rolloutIsWeights: w, rowCoef } = input;
+    const { grad, lossMat, rowSums, sums } = out;
+    let nValid = 0;
+    for (let i = 0; i < rows; i++) {
+      const coef = rowCoef ? (rowCoef[i] as number) : 1;
+      const rowEnd = (i + 1) * T;
+      let rs = 0;
+      for (let k = i * T; k < rowEnd; k++) {
+        if (mask[k] === 0) {
+          grad[k] = 0;
+          continue;
+        }
+        nValid++;
+        const a = adv[k] as number;
+        let l = -(lp[k] as number) * a;
+        let g = -a;
+        if (w !== null) {
+          const wk = w[k] as number;
+          l *= wk;
+          g *= wk;
+        }
+        if (lossMat !== null) lossMat[k] = l;
+        rs += l;
+        grad[k] = coef * g;
+      }
+      if (coef === 0) grad.fill(0, i * T, rowEnd);
+      if (rowSums !== null) rowSums[i] = coef === 0 ? 0 : rs;
+    }
+    sums[0] = nValid;
+    sums[1] = 0;
+    sums[2] = 0;
+    sums[3] = 0;
+  },
+  { metrics: (): Record<string, number> => ({}) },
+);
 
 /** The `gpg` strategy (plain REINFORCE-style −lp·A); default aggregation `token-mean`; no metrics. */
 export function gpgLossStrategy(batch: ResolvedBatch, config: ResolvedPolicyLossConfig): PolicyLossResult {
-  const { logProbs: lp, advantages: adv, mask } = batch;
-  const n = batch.B * batch.T;
-  const lossMat = scratch('lossMat', n);
-  const dLoss = scratch('dLoss', n);
-  for (let k = 0; k < n; k++) {
-    if (mask[k] === 0) continue;
-    const a = adv[k] as number;
-    lossMat[k] = -(lp[k] as number) * a;
-    dLoss[k] = -a;
-  }
-  return finishTokenLoss(batch, config, lossMat, dLoss, 'token-mean', {});
+  return rowsStrategy(gpgRows, batch, config, 'token-mean');
 }
 
 registerBuiltin({ name: 'gpg', cpu: gpgLossStrategy, defaultAggMode: 'token-mean', kernel: 'gpg' });

@@ -18,10 +18,10 @@ import { aggregationCoefficients, checkGradInto, combineRowSums } from '../aggre
 import { type PolicyLossConfig, resolvePolicyLossConfig } from '../config/policyLoss.js';
 import { ShapeError } from '../errors.js';
 import { type FloatArray, rowLengths, toMatrix } from '../matrix.js';
-import { clipMetrics, finiteAtValid, scratch, validateRows } from './common.js';
+import { finiteAtValid, scratch, validateRows } from './common.js';
 import { selectTopEntropy } from './eightyTwenty.js';
 import { ROW_KERNEL_OF_MODE, ROW_KERNELS } from './rowKernels.js';
-import type { RowsKernel } from './rows.js';
+import { type RowsKernel, rowsMetrics } from './rows.js';
 import { getPolicyLoss, policyLoss, resolveBatch } from './registry.js';
 import type { PolicyLossBatch, PolicyLossOptions, PolicyLossResult } from './types.js';
 
@@ -376,7 +376,7 @@ export function createParallelPolicyLoss(options: ParallelPolicyLossOptions = {}
         for (let q = 0; q < 4; q++) sums[q] = (sums[q] as number) + (slot.params[8 + q] as number);
       });
       const loss = combineRowSums(rowSums, rowCoef, mode); // aggregateRows' combination, in row order (bit-identical loss)
-      const metrics = clipMetrics(sums[0] as number, sums[1] as number, sums[2] as number, sums[3] as number);
+      const metrics = rowsMetrics(ROW_KERNELS[ROW_KERNEL_OF_MODE[entry.name] as number] as RowsKernel, sums);
       lastTimings = { copyInMs: t1 - t0, mainMs: t2 - t1, waitMs: t3 - t2, copyOutMs: performance.now() - t3 };
       return { loss, grad, metrics };
     } finally {

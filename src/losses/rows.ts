@@ -1,7 +1,7 @@
 /**
  * Row kernels: a token-level policy loss over a range of whole rows in one pass (ℓ, ∂ℓ/∂lp, IS weight, row sum and
  * the aggregation's gradient chain, no per-token intermediate arrays), and {@link rowsStrategy}, the strategy built
- * on one. `vanillaRows` (also eighty-twenty), `sapoRows` and `gspoRows` are row kernels; the single-thread reference
+ * on one. `vanillaRows` (also eighty-twenty), `sapoRows`, `gspoRows`, `cispoRows` and `gpgRows` are row kernels; the single-thread reference
  * and the two-thread path (`parallel.ts`) run the same kernels, so they agree bit for bit.
  *
  * @module
@@ -50,8 +50,18 @@ export interface RowsOutput {
   sums: Float64Array;
 }
 
-/** A row kernel (see the module comment). */
-export type RowsKernel = (input: RowsInput, config: ResolvedPolicyLossConfig, out: RowsOutput) => void;
+/**
+ * A row kernel (see the module comment). `metrics` turns the summed `sums` into the strategy's metrics when they are
+ * not verl's three clip metrics ({@link rowsMetrics}).
+ */
+export type RowsKernel = ((input: RowsInput, config: ResolvedPolicyLossConfig, out: RowsOutput) => void) & {
+  metrics?: (sums: Float64Array) => Record<string, number>;
+};
+
+/** A row kernel's metrics from its summed `sums`: its own `metrics`, else verl's three clip metrics. */
+export function rowsMetrics(kernel: RowsKernel, sums: Float64Array): Record<string, number> {
+  return kernel.metrics ? kernel.metrics(sums) : clipMetrics(sums[0] as number, sums[1] as number, sums[2] as number, sums[3] as number);
+}
 
 /**
  * The strategy of a row kernel: the aggregation's per-row coefficients (`config.lossAggMode`, else `defaultMode`) from
@@ -73,6 +83,5 @@ export function rowsStrategy(
   const sums = new Float64Array(4);
   const { oldLogProbs, logProbs, advantages, mask, rolloutIsWeights } = batch;
   kernel({ rows: B, T, oldLogProbs, logProbs, advantages, mask, rolloutIsWeights, rowCoef, aggMask: agg?.mask ?? null }, config, { grad, lossMat: null, rowSums, sums });
-  const metrics = clipMetrics(sums[0] as number, sums[1] as number, sums[2] as number, sums[3] as number);
-  return { loss: combineRowSums(rowSums, rowCoef, mode), grad, metrics };
+  return { loss: combineRowSums(rowSums, rowCoef, mode), grad, metrics: rowsMetrics(kernel, sums) };
 }
