@@ -9,21 +9,13 @@
  */
 
 import { clipCovSelect } from '../losses/clipCov.js';
-import { topKByValue, topKMaskInto } from '../losses/common.js';
+import { topKByValue } from '../losses/common.js';
 import { selectTopEntropy } from '../losses/eightyTwenty.js';
+import { klCovSelectInto } from '../losses/klCov.js';
 
 /** Indices of the `k` largest `values[idx[j]]` (ties: lower index first), in ascending order; `topKByValue` on them. */
 export function topKIndices(values: ArrayLike<number>, idx: Uint32Array, k: number): Uint32Array {
   return Uint32Array.from(topKByValue(Array.from(idx, (j) => values[j] as number), Array.from(idx), k));
-}
-
-function validIndices(mask: ArrayLike<number>, n: number): Uint32Array {
-  let c = 0;
-  for (let k = 0; k < n; k++) if (mask[k] !== 0) c++;
-  const idx = new Uint32Array(c);
-  let o = 0;
-  for (let k = 0; k < n; k++) if (mask[k] !== 0) idx[o++] = k;
-  return idx;
 }
 
 /** Inputs of the selections: flat `[B·T]` arrays. */
@@ -81,26 +73,11 @@ export function clipCovCorr(
 }
 
 /**
- * kl_cov's selection (verl CA:1555-1632): the k = max(1, ⌊N·ratio⌋) valid tokens with the largest
- * (A − mean A)(lp − mean lp) (plain means over the N valid tokens). Returns a 0/1 array; all 0 when N = 0.
+ * kl_cov's selection (verl CA:1555-1632) as a fresh 0/1 array: {@link klCovSelectInto}, the CPU reference's own.
  */
 export function klCovSelection(x: SelectionInputs, ratio: number): Float32Array {
-  const { logProbs: lp, advantages: adv, mask, n } = x;
-  const idx = validIndices(mask, n);
-  const sel = new Float32Array(n);
-  const N = idx.length;
-  if (N === 0) return sel;
-  let sa = 0;
-  let sl = 0;
-  for (const k of idx) {
-    sa += adv[k] as number;
-    sl += lp[k] as number;
-  }
-  const meanA = sa / N;
-  const meanL = sl / N;
-  const cov = new Float64Array(n);
-  for (const k of idx) cov[k] = ((adv[k] as number) - meanA) * ((lp[k] as number) - meanL);
-  topKMaskInto(cov, mask, n, Math.max(1, Math.floor(N * ratio)), sel);
+  const sel = new Float32Array(x.n);
+  klCovSelectInto(x.advantages, x.logProbs, x.mask, x.n, ratio, sel);
   return sel;
 }
 

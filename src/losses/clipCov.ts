@@ -25,19 +25,20 @@ import { METRIC, type PolicyLossResult, type ResolvedBatch } from './types.js';
 /**
  * The flat indices clip_cov zeroes: every candidate when there are at most `nClip`, else a uniform random subset
  * of `nClip` drawn with mulberry32(`seed`) (partial Fisher–Yates over the candidates in row-major order), returned
- * in ascending order.
+ * in ascending order. The candidates are the first `count` entries of `candidates` (all of them by default).
  */
-export function clipCovSelect(candidates: readonly number[], nClip: number, seed: number): number[] {
-  if (candidates.length <= nClip) return [...candidates];
-  const pool = [...candidates];
+export function clipCovSelect(candidates: ArrayLike<number>, nClip: number, seed: number, count = candidates.length): number[] {
+  if (count <= nClip) return Array.from({ length: count }, (_, i) => candidates[i] as number);
+  const pool = scratch('clipCovPool', count); // only the first nClip entries are ever read back
+  for (let i = 0; i < count; i++) pool[i] = candidates[i] as number;
   const rand = mulberry32(seed);
   for (let i = 0; i < nClip; i++) {
-    const j = i + Math.floor(rand() * (pool.length - i));
+    const j = i + Math.floor(rand() * (count - i));
     const t = pool[i] as number;
     pool[i] = pool[j] as number;
     pool[j] = t;
   }
-  return pool.slice(0, nClip).sort((x, y) => x - y);
+  return Array.from(pool.subarray(0, nClip)).sort((x, y) => x - y);
 }
 
 /** The `clip_cov` strategy; default aggregation `token-mean`. Metrics: `actor/pg_clipfrac` (zeroed fraction), `actor/ppo_kl`. */
@@ -50,7 +51,8 @@ export function clipCovLossStrategy(batch: ResolvedBatch, config: ResolvedPolicy
   const lossMat = scratch('lossMat', n);
   const dLoss = scratch('dLoss', n);
   let klSum = 0; // Σ −d over valid positions, in index order (masked_mean below)
-  const clippedOrigin = new Uint8Array(n);
+  // scratch, not fresh arrays: fresh memory cost more than the strategy here (read only at valid positions)
+  const clippedOrigin = scratch('clipCovClipped', n);
   for (let k = 0; k < n; k++) {
     if (mask[k] === 0) continue;
     const d = (lp[k] as number) - (olp[k] as number);
@@ -61,6 +63,7 @@ export function clipCovLossStrategy(batch: ResolvedBatch, config: ResolvedPolicy
     const l2 = -a * (r < lo ? lo : r > hi ? hi : r);
     const g1 = -a * r;
     const g2 = r >= lo && r <= hi ? g1 : 0;
+    clippedOrigin[k] = 0;
     if (l1 > l2) {
       lossMat[k] = l1;
       dLoss[k] = g1;
@@ -76,23 +79,24 @@ export function clipCovLossStrategy(batch: ResolvedBatch, config: ResolvedPolicy
   const meanA = maskedMean(adv, mask);
   const meanLp = maskedMean(lp, mask);
   let nValid = 0;
-  const candidates: number[] = [];
+  const candidates = scratch('clipCovCand', n);
+  let nCand = 0;
   for (let k = 0; k < n; k++) {
     if (mask[k] === 0) continue;
     nValid += 1;
-    if (clippedOrigin[k]) continue;
+    if (clippedOrigin[k] !== 0) continue;
     const cov = ((adv[k] as number) - meanA) * ((lp[k] as number) - meanLp);
-    if (cov > config.clipCovLb && cov < config.clipCovUb) candidates.push(k);
+    if (cov > config.clipCovLb && cov < config.clipCovUb) candidates[nCand++] = k;
   }
   const nClip = Math.max(Math.floor(config.clipCovRatio * nValid), 1);
-  const zeroed = new Float64Array(n);
-  for (const k of clipCovSelect(candidates, nClip, config.clipCovSeed)) {
-    zeroed[k] = 1;
+  const chosen = clipCovSelect(candidates, nClip, config.clipCovSeed, nCand);
+  for (const k of chosen) {
     lossMat[k] = 0;
     dLoss[k] = 0;
   }
   const metrics = {
-    [METRIC.pgClipfrac]: maskedMean(zeroed, mask),
+    // maskedMean of the 0/1 zeroed indicator: every chosen token is valid, so its sum is their count
+    [METRIC.pgClipfrac]: chosen.length / (nValid + MASKED_MEAN_EPS),
     [METRIC.ppoKl]: klSum / (nValid + MASKED_MEAN_EPS),
   };
   return finishTokenLoss(batch, config, lossMat, dLoss, 'token-mean', metrics);

@@ -15,9 +15,37 @@
 import { MASKED_MEAN_EPS } from '../aggregate.js';
 import type { ResolvedPolicyLossConfig } from '../config/policyLoss.js';
 import { ConfigError } from '../errors.js';
-import { finishTokenLoss, scratch, topKByValue } from './common.js';
+import { finishTokenLoss, scratch, topKMaskInto } from './common.js';
 import { registerBuiltin } from './registry.js';
 import { METRIC, type PolicyLossResult, type ResolvedBatch } from './types.js';
+
+/**
+ * kl_cov's selection: `out[k] = 1` for the max(1, ⌊N·ratio⌋) valid tokens with the largest covariance
+ * (A − mean A)·(lp − mean lp) (plain means over the N valid tokens), ties lowest index first ({@link topKMaskInto});
+ * 0 everywhere else (every entry of `out[0..n)` written). Returns N. The one selection of the CPU reference and the
+ * WebGPU engine's host step.
+ */
+export function klCovSelectInto(adv: ArrayLike<number>, lp: ArrayLike<number>, mask: ArrayLike<number>, n: number, ratio: number, out: { [i: number]: number }): number {
+  let N = 0;
+  let sumA = 0;
+  let sumLp = 0;
+  for (let k = 0; k < n; k++) {
+    if (mask[k] === 0) continue;
+    N++;
+    sumA += adv[k] as number;
+    sumLp += lp[k] as number;
+  }
+  if (N === 0) {
+    for (let k = 0; k < n; k++) out[k] = 0;
+    return 0;
+  }
+  const meanA = sumA / N;
+  const meanLp = sumLp / N;
+  const cov = scratch('klCovCov', n); // read only at valid positions
+  for (let k = 0; k < n; k++) if (mask[k] !== 0) cov[k] = ((adv[k] as number) - meanA) * ((lp[k] as number) - meanLp);
+  topKMaskInto(cov, mask, n, Math.max(1, Math.floor(N * ratio)), out);
+  return N;
+}
 
 /** The `kl_cov` strategy; default aggregation `token-mean`. */
 export function klCovLossStrategy(batch: ResolvedBatch, config: ResolvedPolicyLossConfig): PolicyLossResult {
@@ -28,9 +56,6 @@ export function klCovLossStrategy(batch: ResolvedBatch, config: ResolvedPolicyLo
   const lossMat = scratch('lossMat', n);
   const dLoss = scratch('dLoss', n);
   let absDSum = 0; // Σ |d| over valid positions, in index order (masked_mean below)
-  const valid: number[] = [];
-  let sumA = 0;
-  let sumLp = 0;
   for (let k = 0; k < n; k++) {
     if (mask[k] === 0) continue;
     const d = (lp[k] as number) - (olp[k] as number);
@@ -39,25 +64,14 @@ export function klCovLossStrategy(batch: ResolvedBatch, config: ResolvedPolicyLo
     const r = Math.exp(d);
     lossMat[k] = -a * r;
     dLoss[k] = -a * r;
-    valid.push(k);
-    sumA += a;
-    sumLp += lp[k] as number;
   }
-  const nValid = valid.length;
-  if (nValid > 0) {
-    const meanA = sumA / nValid;
-    const meanLp = sumLp / nValid;
-    const cov = new Float64Array(nValid);
-    for (let v = 0; v < nValid; v++) {
-      const k = valid[v] as number;
-      cov[v] = ((adv[k] as number) - meanA) * ((lp[k] as number) - meanLp);
-    }
-    const kSel = Math.max(1, Math.floor(nValid * config.klCovRatio));
-    for (const k of topKByValue(cov, valid, kSel)) {
-      const d = (lp[k] as number) - (olp[k] as number);
-      lossMat[k] = (lossMat[k] as number) + coef * Math.abs(d);
-      dLoss[k] = (dLoss[k] as number) + coef * Math.sign(d);
-    }
+  const sel = scratch('klCovSel', n);
+  const nValid = klCovSelectInto(adv, lp, mask, n, config.klCovRatio, sel);
+  for (let k = 0; k < n; k++) {
+    if (sel[k] === 0) continue;
+    const d = (lp[k] as number) - (olp[k] as number);
+    lossMat[k] = (lossMat[k] as number) + coef * Math.abs(d);
+    dLoss[k] = (dLoss[k] as number) + coef * Math.sign(d);
   }
   const metrics = { [METRIC.ppoKl]: absDSum / (nValid + MASKED_MEAN_EPS) };
   return finishTokenLoss(batch, config, lossMat, dLoss, 'token-mean', metrics);
