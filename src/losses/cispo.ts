@@ -10,7 +10,7 @@
 import type { ResolvedPolicyLossConfig } from '../config/policyLoss.js';
 import type { LOG_RATIO_CLAMP } from './common.js';
 import { registerBuiltin } from './registry.js';
-import { type RowsInput, type RowsOutput, rowsStrategy } from './rows.js';
+import { type RowsInput, type RowsOutput, endRow, rowsStrategy, setRangeSums } from './rows.js';
 import type { PolicyLossResult, ResolvedBatch } from './types.js';
 
 /** {@link LOG_RATIO_CLAMP} as a module-local literal V8 folds into the loop (as in vanilla.ts). */
@@ -23,7 +23,7 @@ const CLAMP: typeof LOG_RATIO_CLAMP = 20;
  */
 export function cispoRows(input: RowsInput, config: ResolvedPolicyLossConfig, out: RowsOutput): void {
   const { rows, T, oldLogProbs: olp, logProbs: lp, advantages: adv, mask, rolloutIsWeights: w, rowCoef } = input;
-  const { grad, lossMat, rowSums, sums } = out;
+  const { grad, lossMat } = out;
   const lo = 1 - config.clipRatioLow;
   const hi = 1 + config.clipRatioHigh;
   let nValid = 0;
@@ -58,13 +58,9 @@ export function cispoRows(input: RowsInput, config: ResolvedPolicyLossConfig, ou
       rs += l;
       grad[k] = coef * g;
     }
-    if (coef === 0) grad.fill(0, i * T, rowEnd);
-    if (rowSums !== null) rowSums[i] = coef === 0 ? 0 : rs;
+    endRow(out, i, T, coef, rs);
   }
-  sums[0] = nValid;
-  sums[1] = klSum;
-  sums[2] = nClipped;
-  sums[3] = 0;
+  setRangeSums(out, nValid, klSum, nClipped, 0);
 }
 
 /** The `cispo` strategy; default aggregation `token-mean`. */

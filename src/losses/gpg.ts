@@ -6,7 +6,7 @@
  */
 import type { ResolvedPolicyLossConfig } from '../config/policyLoss.js';
 import { registerBuiltin } from './registry.js';
-import { type RowsInput, type RowsKernel, type RowsOutput, rowsStrategy } from './rows.js';
+import { type RowsInput, type RowsKernel, type RowsOutput, endRow, rowsStrategy, setRangeSums } from './rows.js';
 import type { PolicyLossResult, ResolvedBatch } from './types.js';
 
 /**
@@ -17,7 +17,7 @@ import type { PolicyLossResult, ResolvedBatch } from './types.js';
 export const gpgRows: RowsKernel = Object.assign(
   (input: RowsInput, _config: ResolvedPolicyLossConfig, out: RowsOutput): void => {
     const { rows, T, logProbs: lp, advantages: adv, mask, rolloutIsWeights: w, rowCoef } = input;
-    const { grad, lossMat, rowSums, sums } = out;
+    const { grad, lossMat } = out;
     let nValid = 0;
     for (let i = 0; i < rows; i++) {
       const coef = rowCoef ? (rowCoef[i] as number) : 1;
@@ -41,13 +41,9 @@ export const gpgRows: RowsKernel = Object.assign(
         rs += l;
         grad[k] = coef * g;
       }
-      if (coef === 0) grad.fill(0, i * T, rowEnd);
-      if (rowSums !== null) rowSums[i] = coef === 0 ? 0 : rs;
+      endRow(out, i, T, coef, rs);
     }
-    sums[0] = nValid;
-    sums[1] = 0;
-    sums[2] = 0;
-    sums[3] = 0;
+    setRangeSums(out, nValid, 0, 0, 0);
   },
   { metrics: (): Record<string, number> => ({}) },
 );

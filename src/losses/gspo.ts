@@ -11,7 +11,7 @@
 import type { ResolvedPolicyLossConfig } from '../config/policyLoss.js';
 import { registerBuiltin } from './registry.js';
 import type { PolicyLossResult, ResolvedBatch } from './types.js';
-import { type RowsInput, type RowsOutput, rowsStrategy } from './rows.js';
+import { type RowsInput, type RowsOutput, endRow, rowsStrategy, setRangeSums } from './rows.js';
 
 /** GSPO's upper cap on the combined sequence log-ratio (verl clamps `log_seq_importance_ratio` at max 10). */
 export const GSPO_LOG_RATIO_CAP = 10;
@@ -24,7 +24,7 @@ export const GSPO_LOG_RATIO_CAP = 10;
  */
 export function gspoRows(input: RowsInput, config: ResolvedPolicyLossConfig, out: RowsOutput): void {
   const { rows, T, oldLogProbs: olp, logProbs: lp, advantages: adv, mask, rolloutIsWeights: w, rowCoef } = input;
-  const { grad, lossMat, rowSums, sums } = out;
+  const { grad, lossMat } = out;
   const lo = 1 - config.clipRatioLow;
   const hi = 1 + config.clipRatioHigh;
   // masked_mean metrics, accumulated inline in index order
@@ -84,13 +84,9 @@ export function gspoRows(input: RowsInput, config: ResolvedPolicyLossConfig, out
       rs += l;
       grad[k] = coef * g;
     }
-    if (coef === 0) grad.fill(0, rowStart, rowEnd);
-    if (rowSums !== null) rowSums[i] = coef === 0 ? 0 : rs;
+    endRow(out, i, T, coef, rs);
   }
-  sums[0] = nValid;
-  sums[1] = klSum;
-  sums[2] = nClipped;
-  sums[3] = 0;
+  setRangeSums(out, nValid, klSum, nClipped, 0);
 }
 
 /** The `gspo` strategy; default aggregation `seq-mean-token-mean`. */

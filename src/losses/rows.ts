@@ -51,6 +51,24 @@ export interface RowsOutput {
 }
 
 /**
+ * A row kernel's end of row i (width T): a row with coefficient 0 gets a zero gradient and a row sum of 0 (what
+ * `combineRowSums` expects: an empty or weightless row adds nothing, even if its terms are not finite), any other
+ * row the sum `rs` of its terms. One per row, so the per-token loop stays call-free.
+ */
+export function endRow(out: RowsOutput, i: number, T: number, coef: number, rs: number): void {
+  if (coef === 0) out.grad.fill(0, i * T, (i + 1) * T);
+  if (out.rowSums !== null) out.rowSums[i] = coef === 0 ? 0 : rs;
+}
+
+/** A row kernel's range sums: `[nValid, klSum, nClipped, nClippedLower]` ({@link RowsOutput.sums}). */
+export function setRangeSums(out: RowsOutput, nValid: number, klSum: number, nClipped: number, nClippedLower: number): void {
+  out.sums[0] = nValid;
+  out.sums[1] = klSum;
+  out.sums[2] = nClipped;
+  out.sums[3] = nClippedLower;
+}
+
+/**
  * A row kernel (see the module comment). `metrics` turns the summed `sums` into the strategy's metrics when they are
  * not verl's three clip metrics ({@link rowsMetrics}).
  */

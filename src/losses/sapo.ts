@@ -12,7 +12,7 @@ import type { ResolvedPolicyLossConfig } from '../config/policyLoss.js';
 import type { LOG_RATIO_CLAMP } from './common.js';
 import { registerBuiltin } from './registry.js';
 import type { PolicyLossResult, ResolvedBatch } from './types.js';
-import { type RowsInput, type RowsOutput, rowsStrategy } from './rows.js';
+import { type RowsInput, type RowsOutput, endRow, rowsStrategy, setRangeSums } from './rows.js';
 
 /** {@link LOG_RATIO_CLAMP} as a module-local literal V8 folds into the loop (as in vanilla.ts). */
 const CLAMP: typeof LOG_RATIO_CLAMP = 20;
@@ -24,7 +24,7 @@ const CLAMP: typeof LOG_RATIO_CLAMP = 20;
  */
 export function sapoRows(input: RowsInput, config: ResolvedPolicyLossConfig, out: RowsOutput): void {
   const { rows, T, oldLogProbs: olp, logProbs: lp, advantages: adv, mask, rolloutIsWeights: w, rowCoef } = input;
-  const { grad, lossMat, rowSums, sums } = out;
+  const { grad, lossMat } = out;
   const { tauPos, tauNeg } = config;
   let nValid = 0;
   let klSum = 0;
@@ -57,13 +57,9 @@ export function sapoRows(input: RowsInput, config: ResolvedPolicyLossConfig, out
       rs += l;
       grad[k] = coef * g;
     }
-    if (coef === 0) grad.fill(0, i * T, rowEnd);
-    if (rowSums !== null) rowSums[i] = coef === 0 ? 0 : rs;
+    endRow(out, i, T, coef, rs);
   }
-  sums[0] = nValid;
-  sums[1] = klSum;
-  sums[2] = 0;
-  sums[3] = 0;
+  setRangeSums(out, nValid, klSum, 0, 0);
 }
 
 /** The `sapo` strategy (soft sigmoid gate instead of clipping); default aggregation `seq-mean-token-mean`. */

@@ -10,7 +10,7 @@ import type { ResolvedPolicyLossConfig } from '../config/policyLoss.js';
 import type { FloatArray } from '../matrix.js';
 import { LOG_RATIO_CLAMP, RATIO_BLOCK, clipMetrics } from './common.js';
 import { registerBuiltin } from './registry.js';
-import { type RowsInput, type RowsOutput, rowsStrategy } from './rows.js';
+import { type RowsInput, type RowsOutput, endRow, rowsStrategy, setRangeSums } from './rows.js';
 import type { PolicyLossResult, ResolvedBatch } from './types.js';
 
 /** The per-token pass of the vanilla loss: ℓ, ∂ℓ/∂lp and the metrics (over the response mask). */
@@ -100,7 +100,7 @@ export function vanillaTokenSumsInto(
 export function vanillaRows(input: RowsInput, config: ResolvedPolicyLossConfig, out: RowsOutput): void {
   const { rows, T, oldLogProbs: olp, logProbs: lp, advantages: adv, mask, rolloutIsWeights: w, rowCoef } = input;
   const agg = input.aggMask ?? null;
-  const { grad, lossMat, rowSums, sums } = out;
+  const { grad, lossMat } = out;
   const lo = 1 - config.clipRatioLow;
   const hi = 1 + config.clipRatioHigh;
   const c = config.clipRatioC;
@@ -177,13 +177,9 @@ export function vanillaRows(input: RowsInput, config: ResolvedPolicyLossConfig, 
         grad[k] = coef * g;
       }
     }
-    if (coef === 0) grad.fill(0, i * T, rowEnd);
-    if (rowSums !== null) rowSums[i] = coef === 0 ? 0 : rs;
+    endRow(out, i, T, coef, rs);
   }
-  sums[0] = nValid;
-  sums[1] = klSum;
-  sums[2] = nClipped;
-  sums[3] = nClippedLower;
+  setRangeSums(out, nValid, klSum, nClipped, nClippedLower);
 }
 
 /** The `vanilla` strategy (PPO / DAPO clip-higher / dual-clip); default aggregation `token-mean`. */
