@@ -97,16 +97,18 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
       let v = v0 + j * WG;
       if (v < nv) {
         let kk = vec4u(v * 4u) + vec4u(0u, 1u, 2u, 3u);
+        let inb = kk < vec4u(P.n);
         let mr = MASK[v];
-        let valid = (mr != vec4f(0.0)) & (kk < vec4u(P.n));
+        let valid = (mr != vec4f(0.0)) & inb;
         let e = ENT[v];
         var key = sortKey(e);
+        bad += dot(select(vec4u(0u), vec4u(1u), valid & nonFinite(e)), vec4u(1u));
         if (BAND) {
           let above = valid & (key > vec4u(S.cut));
           let band = valid & (key >= vec4u(S.prefix)) & !above;
           nValid += dot(select(vec4u(0u), vec4u(1u), valid), vec4u(1u));
           nAbove += dot(select(vec4u(0u), vec4u(1u), above), vec4u(1u));
-          nBadMask += dot(select(vec4u(0u), vec4u(1u), notZeroOne(mr) & (kk < vec4u(P.n))), vec4u(1u));
+          nBadMask += dot(select(vec4u(0u), vec4u(1u), notZeroOne(mr) & inb), vec4u(1u));
           if (any(band)) {
             for (var c = 0u; c < 4u; c++) {
               if (band[c]) {
@@ -121,7 +123,6 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
               }
             }
           }
-          bad += dot(select(vec4u(0u), vec4u(1u), valid & nonFinite(e)), vec4u(1u));
           continue;
         }
         var live = valid;
@@ -142,7 +143,6 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
             }
           }
         }
-        bad += dot(select(vec4u(0u), vec4u(1u), valid & nonFinite(e)), vec4u(1u));
       }
     }
   }

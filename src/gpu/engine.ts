@@ -902,7 +902,10 @@ class WebGpuEngine implements Engine {
   }
 
   private f64Scratch = new Float64Array(0);
-  /** A host float64 scratch of `length` (one per engine, grown as needed; calls run one at a time). */
+  /**
+   * A host float64 scratch of `length` (one per engine, grown as needed; calls on one engine run one at a time). Not
+   * the CPU losses' `scratch`: this one is held across awaits, where another engine's call may run.
+   */
   private f64(length: number): Float64Array {
     if (this.f64Scratch.length < length) this.f64Scratch = new Float64Array(Math.max(length, 2 * this.f64Scratch.length));
     return this.f64Scratch.subarray(0, length);
