@@ -8,8 +8,8 @@
  * @module
  */
 
-import { clipCovSelect } from '../losses/clipCov.js';
-import { topKByValue } from '../losses/common.js';
+import { clipCovZeroed } from '../losses/clipCov.js';
+import { scratch, topKByValue } from '../losses/common.js';
 import { selectTopEntropy } from '../losses/eightyTwenty.js';
 import { klCovSelectInto } from '../losses/klCov.js';
 
@@ -30,8 +30,8 @@ export interface SelectionInputs {
 /**
  * clip_cov's `corr` (verl CA:1450-1552): 0 for up to n_clip = max(⌊ratio·Σm⌋, 1) unclipped valid tokens whose
  * covariance (A − mean A)(lp − mean lp) (masked means with verl's 1e-8) lies strictly within (lb, ub), else 1.
- * With more candidates than n_clip the subset is the CPU reference's seeded draw ({@link clipCovSelect} with
- * `seed`), so both backends zero the same tokens. Returns corr and the number zeroed.
+ * The choice is the CPU reference's own ({@link clipCovZeroed}, with its seeded draw), so both backends zero the
+ * same tokens. Returns corr and the number zeroed.
  */
 export function clipCovCorr(
   x: SelectionInputs,
@@ -43,30 +43,15 @@ export function clipCovCorr(
   seed: number,
 ): { corr: Float32Array; zeroed: number } {
   const { oldLogProbs: olp, logProbs: lp, advantages: adv, mask, n } = x;
-  let sm = 0;
-  let sa = 0;
-  let sl = 0;
-  for (let k = 0; k < n; k++) {
-    if (mask[k] === 0) continue;
-    sm += 1;
-    sa += adv[k] as number;
-    sl += lp[k] as number;
-  }
-  const meanA = sa / (sm + 1e-8);
-  const meanL = sl / (sm + 1e-8);
-  const cand: number[] = [];
+  // which valid tokens the clip already took (the reference gets these from its loss pass)
+  const clipped = scratch('clipCovCorrClipped', n);
   for (let k = 0; k < n; k++) {
     if (mask[k] === 0) continue;
     const a = adv[k] as number;
     const r = Math.exp((lp[k] as number) - (olp[k] as number));
-    const l1 = -a * r;
-    const l2 = -a * (r < lo ? lo : r > hi ? hi : r);
-    if (l2 > l1) continue;
-    const c = (a - meanA) * ((lp[k] as number) - meanL);
-    if (c > lb && c < ub) cand.push(k);
+    clipped[k] = -a * (r < lo ? lo : r > hi ? hi : r) > -a * r ? 1 : 0;
   }
-  const nClip = Math.max(Math.floor(ratio * sm), 1);
-  const chosen = clipCovSelect(cand, nClip, seed);
+  const { chosen } = clipCovZeroed(adv, lp, mask, n, clipped, { clipCovRatio: ratio, clipCovLb: lb, clipCovUb: ub, clipCovSeed: seed });
   const corr = new Float32Array(n).fill(1);
   for (const k of chosen) corr[k] = 0;
   return { corr, zeroed: chosen.length };

@@ -41,6 +41,36 @@ export function clipCovSelect(candidates: ArrayLike<number>, nClip: number, seed
   return Array.from(pool.subarray(0, nClip)).sort((x, y) => x - y);
 }
 
+/**
+ * The tokens clip_cov zeroes: the valid tokens not already clipped (`clipped[k] = 0`) whose covariance
+ * (A − mean A)·(lp − mean lp) (masked means with verl's 1e-8) lies strictly within (`clipCovLb`, `clipCovUb`) are
+ * candidates, and {@link clipCovSelect} picks up to n_clip = max(⌊`clipCovRatio`·N⌋, 1) of them. Returns them in
+ * ascending order and N, the valid tokens. The one choice of the CPU reference and the WebGPU engine's host step.
+ */
+export function clipCovZeroed(
+  adv: ArrayLike<number>,
+  lp: ArrayLike<number>,
+  mask: ArrayLike<number>,
+  n: number,
+  clipped: ArrayLike<number>,
+  config: Pick<ResolvedPolicyLossConfig, 'clipCovRatio' | 'clipCovLb' | 'clipCovUb' | 'clipCovSeed'>,
+): { chosen: number[]; nValid: number } {
+  const meanA = maskedMean(adv, mask);
+  const meanLp = maskedMean(lp, mask);
+  let nValid = 0;
+  const candidates = scratch('clipCovCand', n);
+  let nCand = 0;
+  for (let k = 0; k < n; k++) {
+    if (mask[k] === 0) continue;
+    nValid += 1;
+    if (clipped[k] !== 0) continue;
+    const cov = ((adv[k] as number) - meanA) * ((lp[k] as number) - meanLp);
+    if (cov > config.clipCovLb && cov < config.clipCovUb) candidates[nCand++] = k;
+  }
+  const nClip = Math.max(Math.floor(config.clipCovRatio * nValid), 1);
+  return { chosen: clipCovSelect(candidates, nClip, config.clipCovSeed, nCand), nValid };
+}
+
 /** The `clip_cov` strategy; default aggregation `token-mean`. Metrics: `actor/pg_clipfrac` (zeroed fraction), `actor/ppo_kl`. */
 export function clipCovLossStrategy(batch: ResolvedBatch, config: ResolvedPolicyLossConfig): PolicyLossResult {
   const { oldLogProbs: olp, logProbs: lp, advantages: adv, mask } = batch;
@@ -76,20 +106,7 @@ export function clipCovLossStrategy(batch: ResolvedBatch, config: ResolvedPolicy
       dLoss[k] = 0.5 * (g1 + g2);
     }
   }
-  const meanA = maskedMean(adv, mask);
-  const meanLp = maskedMean(lp, mask);
-  let nValid = 0;
-  const candidates = scratch('clipCovCand', n);
-  let nCand = 0;
-  for (let k = 0; k < n; k++) {
-    if (mask[k] === 0) continue;
-    nValid += 1;
-    if (clippedOrigin[k] !== 0) continue;
-    const cov = ((adv[k] as number) - meanA) * ((lp[k] as number) - meanLp);
-    if (cov > config.clipCovLb && cov < config.clipCovUb) candidates[nCand++] = k;
-  }
-  const nClip = Math.max(Math.floor(config.clipCovRatio * nValid), 1);
-  const chosen = clipCovSelect(candidates, nClip, config.clipCovSeed, nCand);
+  const { chosen, nValid } = clipCovZeroed(adv, lp, mask, n, clippedOrigin, config);
   for (const k of chosen) {
     lossMat[k] = 0;
     dLoss[k] = 0;
