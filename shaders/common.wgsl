@@ -12,7 +12,7 @@ struct Params {
   n: u32,          // tokens in this chunk (token pass) / rows in this chunk (row pass)
   base: u32,       // global index of the chunk's first token (token pass) / first row (row pass)
   T: u32,          // padded response length (columns)
-  wgOffset: u32,   // first partial-sum slot of this chunk (token pass) / element shift of the binding (row pass)
+  wgOffset: u32,   // first workgroup of this chunk: its partial-sum slots follow (token pass) / element shift of the binding (row pass)
   groupsX: u32,    // workgroups along x of the 2D dispatch
   nwg: u32,        // workgroups that carry work
   B: u32,          // rows of the whole batch

@@ -4,8 +4,10 @@
 //   PART[2s]   = (Σ coef·w·ℓ over the aggregation mask, Σ m0, Σ m1, Σ m2 over the response mask)
 //   PART[2s+1] = (Σ of the inputs at valid positions: non-finite iff an input is non-finite there (or, for
 //                |values| near 1e38, overflows; the host then checks the inputs exactly),
-//                Σ m (valid tokens), the count of mask entries that are not 0/1 (by their bits: NaN included), 0)
-// The host adds the slots in float64 (the valid-token count comes from the host's row lengths).
+//                Σ m (entries equal to 1), the count of non-zero entries (by their bits: NaN included), 0);
+//                the mask is 0/1 iff the two counts are equal)
+// The host adds the slots in float64 (the valid-token count comes from the host's row lengths). With LANE_SLOTS
+// (software adapters) every invocation writes its own slot pair, WG pairs per workgroup, and the pass has no barrier.
 
 override HAS_W: bool = false;     // AUX carries weights w ≥ 0 multiplying ℓ and ∂ℓ/∂lp (IS weights, clip_cov's corr)
 override HAS_SEL: bool = false;   // AUX's sign carries a 0/1 selection passed to `tok` (kl_cov's KL term)
@@ -17,6 +19,10 @@ override MASK_CHECKED: bool = false; // the host or maskcount.wgsl already count
 override SEL_TOPK: bool = false;  // eighty-twenty selected on the GPU: AUX holds the entropies and the aggregation mask is
                                   // key > P.cutKey, or key == P.cutKey at a global index ≤ P.cutIdx (topk.wgsl)
 override SEL_TIES: bool = true;   // SEL_TOPK: only some ties at the cut are taken (else key ≥ P.cutKey: one comparison)
+override LANE_SLOTS: bool = false; // one partial-sum slot pair per invocation instead of per workgroup: no barrier.
+                                   // On lavapipe a barrier makes the shader a coroutine; without one the pass was
+                                   // 3-21 % faster in paired timestamp-query runs (2^23 tokens). The host adds 64× the
+                                   // slots, which on a hardware GPU would cost more than its barrier: there it is off.
 
 // Eight storage bindings (WebGPU's default limit). AUX packs weight and selection in one float, the
 // selection in the sign bit (so −0.0 is an unselected zero weight): HAS_W only: w; HAS_SEL only: +1 / −1;
@@ -62,10 +68,13 @@ fn main(ri: RIn, @builtin(workgroup_id) wid: vec3u) {
           inb = vec4u(v * 4u) + vec4u(0u, 1u, 2u, 3u) < vec4u(P.n);
         }
         let mr = MASK[v];
-        // a checked mask is exactly 0 or 1: one comparison (`!= 0` compiles to |x| > 0 on lavapipe)
-        let m = select(mr != vec4f(0.0), mr > vec4f(0.5), MASK_CHECKED) & inb;
+        // A checked mask is exactly 0 or 1: one comparison (`!= 0` compiles to |x| > 0 on lavapipe). Unchecked, the
+        // valid tokens are the entries equal to 1, and the host compares their count with the non-zero entries'
+        // (which include NaN): any other entry makes the call throw, so its m does not matter.
+        var m = (mr > vec4f(0.5)) & inb;
         if (!MASK_CHECKED) {
-          accB += dot(b2f(notZeroOne(mr) & inb), ONE4);
+          m = (mr == ONE4) & inb;
+          accB += dot(b2f(nonZero(mr) & inb), ONE4);
           accM += dot(b2f(m), ONE4);
         }
         let o = OLP[v];
@@ -142,14 +151,22 @@ fn main(ri: RIn, @builtin(workgroup_id) wid: vec3u) {
   if (!(PER_ROW || HAS_W)) {
     accL *= c0;
   }
-  let r = wgReduce(
-    vec4f(accL, acc0, acc1, acc2),
-    vec4f(accN, accM, accB, 0.0),
-    ri,
-  );
-  if (wg < P.nwg && ri.lid == 0u) {
-    let s = 2u * (P.wgOffset + wg);
-    PART[s] = r.a;
-    PART[s + 1u] = r.b;
+  if (LANE_SLOTS) {
+    if (wg < P.nwg) {
+      let s = 2u * ((P.wgOffset + wg) * WG + ri.lid);
+      PART[s] = vec4f(accL, acc0, acc1, acc2);
+      PART[s + 1u] = vec4f(accN, accM, accB, 0.0);
+    }
+  } else {
+    let r = wgReduce(
+      vec4f(accL, acc0, acc1, acc2),
+      vec4f(accN, accM, accB, 0.0),
+      ri,
+    );
+    if (wg < P.nwg && ri.lid == 0u) {
+      let s = 2u * (P.wgOffset + wg);
+      PART[s] = r.a;
+      PART[s + 1u] = r.b;
+    }
   }
 }

@@ -461,13 +461,51 @@ describe.skipIf(!engine)(`kernel timing (${reasonText})`, () => {
 
 describe.skipIf(!engine)(`barrier-tree reductions without subgroups (${reasonText})`, () => {
   it('agree with the CPU reference', async () => {
-    const tree = await createEngine({ backend: 'webgpu', disableSubgroups: true });
+    // laneSlots: false, so the token pass reduces each workgroup too (on a software adapter it would not)
+    const tree = await createEngine({ backend: 'webgpu', disableSubgroups: true, laneSlots: false });
     try {
       expect(tree.reason).toMatch(/barrier-tree/);
+      expect(tree.gpu!.slotsPerWorkgroup).toBe(1);
       const b = hostBatch(11, 391, 4, true);
       for (const [mode, cfg] of MODES.slice(0, 6)) sameResult(await tree.policyLoss(mode, b, cfg), policyLoss(mode, cpuBatch(b), cfg), `tree ${mode}`);
     } finally {
       tree.destroy();
+    }
+  });
+});
+
+describe.skipIf(!engine)(`partial sums per workgroup or per invocation (${reasonText})`, () => {
+  it('agree with the CPU reference either way, and both find a mask entry that is not 0/1', async () => {
+    const wg = await createEngine({ backend: 'webgpu', laneSlots: false });
+    const lane = await createEngine({ backend: 'webgpu', laneSlots: true, maxBindingBytes: 16384 });
+    try {
+      expect(wg.gpu!.slotsPerWorkgroup).toBe(1);
+      expect(lane.gpu!.slotsPerWorkgroup).toBe(64);
+      const b = hostBatch(37, 333, 17, true); // over several binding windows for `lane`
+      for (const e of [wg, lane]) {
+        for (const [mode, cfg] of MODES) sameResult(await e.policyLoss(mode, b, cfg), policyLoss(mode, cpuBatch(b), cfg), `slots ${e.gpu!.slotsPerWorkgroup} ${mode}`);
+        // a GPU-resident mask with rowLengths: the token pass checks the mask itself
+        const dev = e.gpu!.device;
+        const up = (a: Float32Array): GPUBuffer => {
+          const x = dev.createBuffer({ size: Math.ceil(a.byteLength / 16) * 16, usage: BufferUsage.STORAGE | BufferUsage.COPY_DST });
+          dev.queue.writeBuffer(x, 0, Float32Array.from(a));
+          return x;
+        };
+        const mask = Float32Array.from(b.responseMask as Float32Array);
+        const lengths = Array.from({ length: 37 }, (_, i) => mask.subarray(i * 333, (i + 1) * 333).reduce((s, v) => s + v, 0));
+        const ins = { oldLogProbs: up(b.oldLogProbs as Float32Array), logProbs: up(b.logProbs as Float32Array), advantages: up(b.advantages as Float32Array), shape: [37, 333] as const, rowLengths: lengths };
+        const ok = await e.policyLossGpu('vanilla', { ...ins, responseMask: up(mask) }, MODES[0]![1]);
+        expectClose(ok.loss, policyLoss('vanilla', cpuBatch({ ...b, rolloutIsWeights: null }), MODES[0]![1]).loss, GPU_TOL, 1, `resident slots ${e.gpu!.slotsPerWorkgroup}`);
+        ok.gradBuffer.destroy();
+        for (const bad of [Number.NaN, 2, 0.5, 1e-40]) {
+          const m = Float32Array.from(mask);
+          m[5000] = bad;
+          await expect(e.policyLossGpu('vanilla', { ...ins, responseMask: up(m) }, MODES[0]![1]), `${bad}`).rejects.toThrow(/0\/1/);
+        }
+      }
+    } finally {
+      wg.destroy();
+      lane.destroy();
     }
   });
 });

@@ -48,7 +48,7 @@ export interface KernelParams {
   base?: number;
   /** Padded response length. */
   T?: number;
-  /** First partial-sum slot (token pass) / element shift of the binding window (row pass). */
+  /** First workgroup of the chunk, whose partial-sum slots follow (token pass) / element shift of the binding window (row pass). */
   wgOffset?: number;
   /** Workgroups along x of the 2D dispatch. */
   groupsX?: number;
@@ -162,6 +162,12 @@ export class GpuContext {
   readonly vec4PerInvocation: number;
   /** Tokens per workgroup of the token pass: 64 invocations × 4 × {@link GpuContext.vec4PerInvocation}. */
   readonly tokensPerWorkgroup: number;
+  /**
+   * Partial-sum slot pairs per workgroup of the token pass: 64 on software adapters, where each invocation writes
+   * its own (shaders/tokenpass.wgsl `LANE_SLOTS`: no barrier, which on lavapipe turns a shader into a coroutine), 1
+   * on GPUs (a workgroup reduction: 64× fewer partials to read back).
+   */
+  readonly slotsPerWorkgroup: number;
   private readonly ownsDevice: boolean;
   private lostInfo: GPUDeviceLostInfo | null = null;
   private destroyed = false;
@@ -169,8 +175,9 @@ export class GpuContext {
    * @param acquired - the device from {@link acquireDevice}
    * @param maxBindingBytes - smaller binding windows than the device allows (testing the chunked dispatches)
    * @param vec4PerInvocation - vec4 per invocation of the token pass (default by adapter kind)
+   * @param laneSlots - one partial-sum slot pair per invocation of the token pass (default: on software adapters)
    */
-  constructor(acquired: AcquiredDevice, maxBindingBytes?: number, vec4PerInvocation?: number) {
+  constructor(acquired: AcquiredDevice, maxBindingBytes?: number, vec4PerInvocation?: number, laneSlots?: boolean) {
     this.device = acquired.device;
     this.subgroups = acquired.subgroups;
     this.description = acquired.description;
@@ -185,6 +192,7 @@ export class GpuContext {
     while (vpt > 1 && WORKGROUP_SIZE * 4 * vpt > this.maxBindingFloats) vpt /= 2;
     this.vec4PerInvocation = vpt;
     this.tokensPerWorkgroup = WORKGROUP_SIZE * 4 * vpt;
+    this.slotsPerWorkgroup = (laneSlots ?? acquired.software) ? WORKGROUP_SIZE : 1;
     this.maxGroupsPerDim = this.device.limits.maxComputeWorkgroupsPerDimension;
     this.dummy = this.device.createBuffer({ size: 16, usage: BufferUsage.STORAGE, label: 'lumirag-dummy' });
     void this.device.lost.then((info) => {

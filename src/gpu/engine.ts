@@ -75,6 +75,12 @@ export interface EngineOptions {
   /** vec4 loads per invocation of the token pass (a power of two; default 128 on software adapters, 16 on GPUs). */
   vec4PerInvocation?: number;
   /**
+   * The token pass writes one partial-sum slot pair per invocation instead of reducing each workgroup's (default:
+   * on software adapters, where the reduction's barrier costs more than reading 64× the partials back; off on GPUs).
+   * Results do not depend on it beyond float rounding.
+   */
+  laneSlots?: boolean;
+  /**
    * Tokens per upload piece when a call's log-probs and advantages are host arrays (default
    * {@link STREAM_PIECE_TOKENS}; rounded to whole workgroups; `0` uploads each input at once). Each piece's token pass
    * is submitted as soon as the piece is uploaded, so the GPU works while the next piece uploads. Results do not
@@ -557,7 +563,11 @@ class WebGpuEngine implements Engine {
   // --- kernels ---------------------------------------------------------------------------------------
 
   private tokenPipeline(family: Family, c: PipelineConstants): Promise<GPUComputePipeline> {
-    return this.gpu.pipeline(`tokenpass/${family}`, () => this.gpu.source([family, 'tokenpass']), { ...c, VPT: this.gpu.vec4PerInvocation });
+    return this.gpu.pipeline(`tokenpass/${family}`, () => this.gpu.source([family, 'tokenpass']), {
+      ...c,
+      VPT: this.gpu.vec4PerInvocation,
+      LANE_SLOTS: this.gpu.slotsPerWorkgroup > 1,
+    });
   }
 
   private rowPipeline(mode: number, hasW: boolean): Promise<GPUComputePipeline> {
@@ -597,7 +607,6 @@ class WebGpuEngine implements Engine {
     }
   }
 
-  /** Encode the token pass over n tokens in binding-sized chunks; returns the number of partial slots. */
   /**
    * Encode the token pass over n tokens. Inputs given as host arrays (`olp`, `lp`, `adv`) are streamed: each
    * piece of {@link streamPiece} tokens is uploaded into its own pooled buffer and its dispatch submitted at once,
@@ -688,8 +697,9 @@ class WebGpuEngine implements Engine {
 
   /**
    * The chunks of a token pass over n tokens (one empty chunk when n = 0): binding windows, or stream pieces when
-   * `streamed`. Each: first token, tokens, workgroups, grid, and the first partial-sum slot. Chunks are whole
-   * workgroups, so the partial-sum slots number ceil(n / tokensPerWorkgroup) either way ({@link WebGpuEngine.slots}).
+   * `streamed`. Each: first token, tokens, workgroups, grid, and the first workgroup (whose partial-sum slots follow
+   * the previous chunks'). Chunks are whole workgroups, so the partial-sum slots number
+   * ceil(n / tokensPerWorkgroup) · slotsPerWorkgroup either way ({@link WebGpuEngine.slots}).
    */
   private *tokenChunks(n: number, streamed = false): Generator<{ base: number; cnt: number; nwg: number; g: Grid; wgOffset: number }> {
     const tpw = this.gpu.tokensPerWorkgroup;
@@ -955,7 +965,7 @@ class WebGpuEngine implements Engine {
     const chunk = Math.floor(gpu.maxBindingFloats / tpw) * tpw;
     let s = 0;
     for (let base = 0; base < n; base += chunk) s += Math.ceil(Math.min(chunk, n - base) / tpw);
-    return Math.max(1, s);
+    return Math.max(1, s) * gpu.slotsPerWorkgroup;
   }
 
   private static sumPartials(part: Float32Array, slots: number, lengths: Float64Array | null): PartialSums {
@@ -965,7 +975,7 @@ class WebGpuEngine implements Engine {
     let m2 = 0;
     let inputSum = 0;
     let counted = 0;
-    let badMask = 0;
+    let nonZero = 0;
     for (let i = 0; i < slots; i++) {
       const o = 8 * i;
       loss += part[o] as number;
@@ -974,8 +984,10 @@ class WebGpuEngine implements Engine {
       m2 += part[o + 3] as number;
       inputSum += part[o + 4] as number;
       counted += part[o + 5] as number;
-      badMask += part[o + 6] as number;
+      nonZero += part[o + 6] as number;
     }
+    // the token pass counts the mask's entries equal to 1 and its non-zero ones: the mask is 0/1 iff they agree
+    const badMask = nonZero - counted;
     let valid = counted;
     if (lengths) {
       valid = 0;
@@ -1482,7 +1494,7 @@ export async function createEngine(options: EngineOptions = {}): Promise<Engine>
   if (backend === 'cpu') return new CpuEngine('backend: cpu requested');
   try {
     const acquired = await acquireDevice(options);
-    const ctx = new GpuContext(acquired, options.maxBindingBytes, options.vec4PerInvocation);
+    const ctx = new GpuContext(acquired, options.maxBindingBytes, options.vec4PerInvocation, options.laneSlots);
     return new WebGpuEngine(ctx, `${backend}: WebGPU adapter ${acquired.description}${acquired.subgroups ? ' (subgroups)' : ' (no subgroups: barrier-tree reductions)'}`, piece);
   } catch (err) {
     if (backend === 'auto' && err instanceof GpuUnavailableError) return new CpuEngine(`auto: ${err.message}`);
