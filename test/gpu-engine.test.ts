@@ -454,6 +454,9 @@ describe.skipIf(!engine)(`kernel timing (${reasonText})`, () => {
     expect(p.passes).toBe(2);
     expect(p.untimed).toBeGreaterThanOrEqual(1);
     expect(p.ns).toBeGreaterThan(0);
+    expect(p.perPass).toHaveLength(2);
+    expect(p.perPass.every((x) => x >= 0)).toBe(true);
+    expect(p.perPass[0]! + p.perPass[1]!).toBe(p.ns);
     // not profiling any more: calls run as before
     sameResult(await (engine as Engine).policyLoss('vanilla', b, MODES[0]![1]), policyLoss('vanilla', cpuBatch(b), MODES[0]![1]), 'after profiling');
   });

@@ -287,14 +287,15 @@ export class GpuContext {
 
   /**
    * Stop timing ({@link GpuContext.profileStart}) and return the timed passes' total GPU time in nanoseconds, their
-   * count, and how many passes went untimed past `maxPasses`. Waits for the GPU.
+   * count, each pass's time in dispatch order (`perPass`, ns), and how many passes went untimed past `maxPasses`.
+   * Waits for the GPU.
    */
-  async profileStop(): Promise<{ ns: number; passes: number; untimed: number }> {
+  async profileStop(): Promise<{ ns: number; passes: number; perPass: number[]; untimed: number }> {
     const prof = this.profiler;
     if (!prof) throw new ConfigError('profileStop without profileStart', 'profile');
     this.profiler = null;
     try {
-      if (prof.used === 0) return { ns: 0, passes: 0, untimed: prof.dropped };
+      if (prof.used === 0) return { ns: 0, passes: 0, perPass: [], untimed: prof.dropped };
       const bytes = 16 * prof.used;
       const resolve = this.device.createBuffer({ size: bytes, usage: BufferUsage.QUERY_RESOLVE | BufferUsage.COPY_SRC });
       try {
@@ -302,9 +303,9 @@ export class GpuContext {
         enc.resolveQuerySet(prof.querySet, 0, 2 * prof.used, resolve, 0);
         const [raw] = await this.readback(enc, [{ buffer: resolve, bytes }]);
         const t = new BigUint64Array((raw as Float32Array).buffer, (raw as Float32Array).byteOffset, 2 * prof.used);
-        let ns = 0;
-        for (let i = 0; i < prof.used; i++) ns += Number((t[2 * i + 1] as bigint) - (t[2 * i] as bigint));
-        return { ns, passes: prof.used, untimed: prof.dropped };
+        const perPass = Array.from({ length: prof.used }, (_, i) => Number((t[2 * i + 1] as bigint) - (t[2 * i] as bigint)));
+        const ns = perPass.reduce((a, x) => a + x, 0);
+        return { ns, passes: prof.used, perPass, untimed: prof.dropped };
       } finally {
         resolve.destroy();
       }
