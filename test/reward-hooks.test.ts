@@ -171,9 +171,11 @@ describe('registry dispatching on dataSource', () => {
     expect(seen).toEqual([['x', 'y']]);
   });
 
-  it('the default registry sends math_dapo and aime* to math_dapo, like verl', async () => {
+  it('the default registry sends math_dapo, math and aime* to math_dapo, like verl', async () => {
     const reg = createDefaultRewardRegistry();
     expect(reg.resolve('math_dapo')).toBe(mathDapoReward);
+    expect(reg.resolve('math')).toBe(mathDapoReward); // verl/utils/reward_score/__init__.py (SPEC §10)
+    expect(reg.resolve('lighteval/MATH')).toBeUndefined(); // verl's math_reward, not built in
     expect(reg.resolve('aime2025')).toBe(mathDapoReward);
     expect(reg.resolve('openai/gsm8k')).toBeUndefined();
     const r = await reg.score(rewardInput({ data_source: 'aime24', solution_str: 'Answer: 3', ground_truth: '3' }));

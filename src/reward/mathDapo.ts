@@ -166,7 +166,7 @@ export function mathDapoScore(solutionStr: string, groundTruth: string | number,
 }
 
 /**
- * {@link mathDapoScore} as a reward hook (data source `math_dapo` / `aime*` in verl's default scorer). Reads
+ * {@link mathDapoScore} as a reward hook (data sources `math_dapo`, `math` and `aime*` in verl's default scorer). Reads
  * `strict_box_verify` and `pause_tokens_index` from the call's keyword arguments when given.
  */
 export const mathDapoReward: RewardHook = defineReward(

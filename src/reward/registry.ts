@@ -129,12 +129,12 @@ export function createRewardRegistry(
 }
 
 /**
- * The part of verl's `default_compute_score` that lumirag-rl reimplements: `math_dapo` and every `aime*` data source
- * go to {@link mathDapoReward}. Other verl data sources (gsm8k, MATH, numina_*, code, geometry3k) are not built in;
- * register your own on the returned registry.
+ * The part of verl's `default_compute_score` that lumirag-rl reimplements: `math_dapo`, `math` and every `aime*`
+ * data source go to {@link mathDapoReward}, as in verl. Other verl data sources (gsm8k, the MATH variants,
+ * numina_*, code, geometry3k, searchR1_*) are not built in; register your own on the returned registry.
  */
 export function createDefaultRewardRegistry(options: RewardRegistryOptions = {}): RewardRegistry {
-  return createRewardRegistry({ math_dapo: mathDapoReward }, { name: 'default_compute_score', ...options }).register(
+  return createRewardRegistry({ math_dapo: mathDapoReward, math: mathDapoReward }, { name: 'default_compute_score', ...options }).register(
     { prefix: 'aime' },
     mathDapoReward,
   );
