@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { AdaptiveKLController, ConfigError, FixedKLController, aggLoss, klPenalty, LOSS_AGG_MODES, UnknownModeError } from '../src/index.js';
+import { AdaptiveKLController, ConfigError, FixedKLController, aggLoss, KL_KINDS, klPenalty, LOSS_AGG_MODES, ShapeError, UnknownModeError } from '../src/index.js';
 import type { LossAggMode } from '../src/index.js';
 import { CPU_TOL, expectArrayClose, expectClose, flat, loadFixture } from './helpers/fixtures.js';
 
@@ -91,6 +91,31 @@ describe('kl.json kl_penalty (CPU float64)', () => {
     expect(() => klPenalty([[0]], [[0]], 'k4')).toThrow(UnknownModeError);
     const r = klPenalty(new Float64Array([1, 2]), new Float64Array([0, 0]), 'k1', [1, 2]);
     expect(Array.from(r.kld)).toEqual([1, 2]);
+  });
+
+  it('writes into caller arrays when given (the same values as fresh ones, entries past B·T untouched), float32 read in place', () => {
+    const B = 3;
+    const T = 5;
+    const n = B * T;
+    const lp = Float32Array.from({ length: n }, (_, k) => -0.3 - 0.37 * ((k * 7) % 11));
+    const ref = Float32Array.from({ length: n }, (_, k) => -0.2 - 0.41 * ((k * 5) % 13));
+    lp[4] = -40; // k3's clamps
+    for (const kind of KL_KINDS) {
+      const fresh = klPenalty(lp, ref, kind, [B, T]);
+      const into = [new Float64Array(n + 2).fill(7), new Float64Array(n + 2).fill(7), new Float64Array(n + 2).fill(7)] as const;
+      const r = klPenalty(lp, ref, kind, [B, T], { klInto: into[0], gradInto: into[1], gradRefInto: into[2] });
+      expect(r.kld, kind).toBe(into[0]);
+      expect(r.gradLogProbs, kind).toBe(into[1]);
+      expect(r.gradRefLogProbs, kind).toBe(into[2]);
+      expect(Array.from(r.kld.subarray(0, n)), kind).toEqual(Array.from(fresh.kld));
+      expect(Array.from(r.gradLogProbs.subarray(0, n)), kind).toEqual(Array.from(fresh.gradLogProbs));
+      expect(Array.from(r.gradRefLogProbs.subarray(0, n)), kind).toEqual(Array.from(fresh.gradRefLogProbs));
+      for (const a of into) expect(Array.from(a.subarray(n))).toEqual([7, 7]);
+      // the same numbers from float64 copies of the inputs: float32 is read in place, not rounded again
+      expect(Array.from(klPenalty(Float64Array.from(lp), Float64Array.from(ref), kind, [B, T]).kld)).toEqual(Array.from(fresh.kld));
+    }
+    expect(() => klPenalty(lp, ref, 'k3', [B, T], { klInto: new Float64Array(n - 1) })).toThrow(ShapeError);
+    expect(() => klPenalty(lp, ref, 'k3', [B, T], { gradInto: new Float32Array(n) as unknown as Float64Array })).toThrow(/gradInto must be a Float64Array/);
   });
 });
 

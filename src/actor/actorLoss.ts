@@ -11,6 +11,7 @@ import { entropyFromLogits, rowEntropy, toLogits } from '../entropy/entropy.js';
 import type { LogitsInput } from '../entropy/entropy.js';
 import { ConfigError, ShapeError } from '../errors.js';
 import { type KlKind, checkKlKind, klPenalty } from '../kl/penalty.js';
+import { scratch } from '../losses/common.js';
 import { policyLoss, resolveBatch } from '../losses/index.js';
 import type { PolicyLossBatch } from '../losses/types.js';
 import { type Matrix, type MatrixInput, checkFiniteAtValid, expectShape, toMatrix } from '../matrix.js';
@@ -171,7 +172,8 @@ export function actorLoss(lossMode: string, batch: ActorLossBatch, config: Actor
     const ref: Matrix = toMatrix(batch.refLogProbs, 'refLogProbs', [B, T]);
     expectShape(ref, B, T, 'refLogProbs');
     checkFiniteAtValid(ref, { data: mask, rows: B, cols: T }, 'refLogProbs');
-    const kl = klPenalty(resolved.logProbs, ref.data, klLossType, [B, T]);
+    const n = B * T; // the KL terms are used only in this call: scratch arrays instead of three fresh ones
+    const kl = klPenalty(resolved.logProbs, ref.data, klLossType, [B, T], { klInto: scratch('klValue', n), gradInto: scratch('klGrad', n), gradRefInto: scratch('klGradRef', n) });
     const agg = aggregateRows(kl.kld, mask, B, T, mode, gbi, lengths);
     klLoss = agg.loss;
     loss += klLossCoef * agg.loss;

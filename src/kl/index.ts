@@ -5,7 +5,7 @@
  * @module
  */
 export { klPenalty, checkKlKind, KL_BASE_KINDS, KL_KINDS, K3_LOG_RATIO_CLAMP, K3_VALUE_CLAMP } from './penalty.js';
-export type { KlBaseKind, KlKind, KlPenaltyResult } from './penalty.js';
+export type { KlBaseKind, KlKind, KlPenaltyOptions, KlPenaltyResult } from './penalty.js';
 export { FixedKLController, AdaptiveKLController, createKlController } from './controllers.js';
 export type { KlController, KlControllerConfig } from './controllers.js';
 export { applyKlPenalty } from './reward.js';

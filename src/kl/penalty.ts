@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { ConfigError, UnknownModeError } from '../errors.js';
+import { ConfigError, ShapeError, UnknownModeError } from '../errors.js';
 import { type MatrixInput, type Shape2D, expectShape, isNested, nestedShape, toMatrix } from '../matrix.js';
 
 /** The base KL kinds verl's `kl_penalty_forward` accepts (`full` raises there, and here). */
@@ -42,6 +42,27 @@ export function checkKlKind(kind: string): KlKind {
 }
 
 /**
+ * Options of {@link klPenalty}: arrays to write the results into (each of length ≥ B·T; entries past B·T are left
+ * untouched) instead of fresh ones. A training loop that calls it every step saves allocating three `[B·T]` float64
+ * arrays a call (fresh memory is most of its cost on large batches).
+ */
+export interface KlPenaltyOptions {
+  /** Where {@link KlPenaltyResult.kld} is written (and returned). */
+  klInto?: Float64Array;
+  /** Where {@link KlPenaltyResult.gradLogProbs} is written (and returned). */
+  gradInto?: Float64Array;
+  /** Where {@link KlPenaltyResult.gradRefLogProbs} is written (and returned). */
+  gradRefInto?: Float64Array;
+}
+
+function target(into: Float64Array | undefined, n: number, field: string): Float64Array {
+  if (into === undefined) return new Float64Array(n);
+  if (!(into instanceof Float64Array)) throw new ShapeError(`${field} must be a Float64Array`, field);
+  if (into.length < n) throw new ShapeError(`${field}: length ${into.length} is less than B·T = ${n}`, field);
+  return into;
+}
+
+/**
  * Per-token KL estimate of logProbs against refLogProbs, with gradients, on the float64 CPU path.
  *
  * - `kl` / `k1`: lp − ref.  `abs`: |lp − ref| (gradient 0 at 0).  `mse` / `k2`: ½(lp − ref)².
@@ -50,12 +71,21 @@ export function checkKlKind(kind: string): KlKind {
  * - `<kind>+`: the value of `<kind>` with the gradient of k2 (straight-through), as verl's docstring documents.
  *   verl's code at the pinned commit raises NotImplementedError for these; this is a deliberate difference.
  *
+ * Float32 and float64 flat inputs are read in place.
+ *
  * @param logProbs - `[B][T]` log-probs of the current (or old) policy
  * @param refLogProbs - `[B][T]` log-probs of the reference policy
  * @param kind - verl's `kl_penalty` / `kl_loss_type` name
  * @param shape - `[B, T]`, required for flat inputs
+ * @param options - arrays to write the results into ({@link KlPenaltyOptions})
  */
-export function klPenalty(logProbs: MatrixInput, refLogProbs: MatrixInput, kind: KlKind | string, shape?: Shape2D): KlPenaltyResult {
+export function klPenalty(
+  logProbs: MatrixInput,
+  refLogProbs: MatrixInput,
+  kind: KlKind | string,
+  shape?: Shape2D,
+  options: KlPenaltyOptions = {},
+): KlPenaltyResult {
   const k = checkKlKind(kind);
   const sh = shape ?? (isNested(logProbs) ? nestedShape(logProbs, 'logProbs') : undefined);
   const lp = toMatrix(logProbs, 'logProbs', sh);
@@ -64,45 +94,49 @@ export function klPenalty(logProbs: MatrixInput, refLogProbs: MatrixInput, kind:
   const straight = k.endsWith('+');
   const base = (straight ? k.slice(0, -1) : k) as KlBaseKind;
   const n = lp.data.length;
-  const kld = new Float64Array(n);
-  const gLp = new Float64Array(n);
+  const kld = target(options.klInto, n, 'klInto');
+  const gLp = target(options.gradInto, n, 'gradInto');
+  const gRef = target(options.gradRefInto, n, 'gradRefInto');
   const a = lp.data;
   const b = ref.data;
-  for (let i = 0; i < n; i++) {
-    const d = (a[i] as number) - (b[i] as number);
-    let v: number;
-    let g: number;
-    switch (base) {
-      case 'kl':
-      case 'k1':
-        v = d;
-        g = 1;
-        break;
-      case 'abs':
-        v = Math.abs(d);
-        g = d > 0 ? 1 : d < 0 ? -1 : 0;
-        break;
-      case 'mse':
-      case 'k2':
-        v = 0.5 * d * d;
-        g = d;
-        break;
-      case 'low_var_kl':
-      case 'k3': {
+  // one loop per kind (a string switch inside the loop cost more than the arithmetic)
+  switch (base) {
+    case 'kl':
+    case 'k1':
+      for (let i = 0; i < n; i++) {
+        const d = (a[i] as number) - (b[i] as number);
+        kld[i] = d;
+        gLp[i] = straight ? d : 1;
+      }
+      break;
+    case 'abs':
+      for (let i = 0; i < n; i++) {
+        const d = (a[i] as number) - (b[i] as number);
+        kld[i] = Math.abs(d);
+        gLp[i] = straight ? d : d > 0 ? 1 : d < 0 ? -1 : 0;
+      }
+      break;
+    case 'mse':
+    case 'k2':
+      for (let i = 0; i < n; i++) {
+        const d = (a[i] as number) - (b[i] as number);
+        kld[i] = 0.5 * d * d;
+        gLp[i] = d;
+      }
+      break;
+    case 'low_var_kl':
+    case 'k3':
+      for (let i = 0; i < n; i++) {
         const raw = (b[i] as number) - (a[i] as number);
         const x = Math.min(Math.max(raw, -K3_LOG_RATIO_CLAMP), K3_LOG_RATIO_CLAMP);
         const r = Math.exp(x);
         const k3 = r - x - 1;
-        v = Math.min(Math.max(k3, -K3_VALUE_CLAMP), K3_VALUE_CLAMP);
+        kld[i] = Math.min(Math.max(k3, -K3_VALUE_CLAMP), K3_VALUE_CLAMP);
         const pass = k3 >= -K3_VALUE_CLAMP && k3 <= K3_VALUE_CLAMP && raw >= -K3_LOG_RATIO_CLAMP && raw <= K3_LOG_RATIO_CLAMP;
-        g = pass ? -(r - 1) : 0;
-        break;
+        gLp[i] = straight ? (a[i] as number) - (b[i] as number) : pass ? -(r - 1) : 0;
       }
-    }
-    kld[i] = v;
-    gLp[i] = straight ? d : g;
+      break;
   }
-  const gRef = new Float64Array(n);
   for (let i = 0; i < n; i++) gRef[i] = -(gLp[i] as number);
   return { kld, gradLogProbs: gLp, gradRefLogProbs: gRef };
 }

@@ -8,6 +8,7 @@
 import { ShapeError } from '../errors.js';
 import { type MatrixInput, type Shape2D, checkFiniteAtValid, expectShape, isNested, nestedShape, toMask, toMatrix } from '../matrix.js';
 import type { KlController } from './controllers.js';
+import { scratch } from '../losses/common.js';
 import { type KlKind, klPenalty } from './penalty.js';
 
 /** Inputs of {@link applyKlPenalty}: `[B][T]` matrices, nested or flat with `shape`. */
@@ -57,7 +58,9 @@ export function applyKlPenalty(inputs: KlPenaltyInputs, klCtrl: KlController, ki
   expectShape(ref, B, T, 'refLogProbs');
   checkFiniteAtValid(olp, mask, 'oldLogProbs');
   checkFiniteAtValid(ref, mask, 'refLogProbs');
-  const { kld } = klPenalty(olp.data, ref.data, kind, [B, T]);
+  // the KL values are used only here: scratch arrays instead of three fresh [B·T] ones
+  const n = B * T;
+  const { kld } = klPenalty(olp.data, ref.data, kind, [B, T], { klInto: scratch('klValue', n), gradInto: scratch('klGrad', n), gradRefInto: scratch('klGradRef', n) });
   const beta = klCtrl.value;
   const rewards = new Float64Array(B * T);
   let klSum = 0;

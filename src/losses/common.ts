@@ -120,8 +120,8 @@ export function scratch(slot: string, n: number): Float64Array {
 }
 
 /**
- * Drop every scratch array held by the CPU policy losses (after training at a large batch size, to give the memory
- * back). The next call allocates again.
+ * Drop every scratch array held by the CPU policy losses, `actorLoss` and `applyKlPenalty` (after training at a
+ * large batch size, to give the memory back). The next call allocates again.
  */
 export function releaseScratch(): void {
   scratchSlots.clear();
