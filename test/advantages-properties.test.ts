@@ -7,6 +7,7 @@ import {
   grpoAdvantages,
   listAdvantageEstimators,
   registerAdvantageEstimator,
+  resolveAdvantageInputs,
   ShapeError,
   unregisterAdvantageEstimator,
   UnknownModeError,
@@ -143,6 +144,54 @@ describe('advantage properties', () => {
       );
     });
   }
+
+  it('advantagesInto / returnsInto: every estimator gives the same numbers into reused arrays (stale contents, float32 inputs read in place)', () => {
+    const b = makeBatch([3, 2, 4], 7, 11);
+    const n = b.B * b.T;
+    const f32 = (m: number[][]) => Float32Array.from(m.flat());
+    const flat: AdvantageInputs = {
+      tokenLevelRewards: f32(b.rewards), responseMask: f32(b.mask), index: b.index, values: f32(b.values),
+      rewardBaselines: b.baselines, oldLogProbs: f32(b.olp), sumPiSquared: f32(b.spp), rolloutIsWeights: f32(b.isw), shape: [b.B, b.T],
+    };
+    const adv = new Float64Array(n + 3);
+    const ret = new Float64Array(n + 3);
+    for (const est of ESTIMATORS) {
+      const fresh = computeAdvantage(est, flat);
+      adv.fill(Number.NaN); // stale contents: every entry must be written
+      ret.fill(Number.NaN);
+      adv.fill(9, n);
+      ret.fill(9, n);
+      const r = computeAdvantage(est, flat, {}, { advantagesInto: adv, returnsInto: ret });
+      expect(r.advantages, est).toBe(adv);
+      expect(r.returns, est).toBe(ret);
+      expect(Array.from(adv.subarray(0, n)), est).toEqual(Array.from(fresh.advantages));
+      expect(Array.from(ret.subarray(0, n)), est).toEqual(Array.from(fresh.returns));
+      expect(Array.from(adv.subarray(n)), est).toEqual([9, 9, 9]);
+      // one of the two alone
+      const only = new Float64Array(n);
+      const r1 = computeAdvantage(est, flat, {}, { advantagesInto: only });
+      expect(r1.advantages).toBe(only);
+      expect(Array.from(only), est).toEqual(Array.from(fresh.advantages));
+      expect(Array.from(r1.returns), est).toEqual(Array.from(fresh.returns));
+    }
+    expect(() => computeAdvantage('grpo', flat, {}, { advantagesInto: new Float64Array(n - 1) })).toThrow(ShapeError);
+    expect(() => computeAdvantage('grpo', flat, {}, { returnsInto: new Float32Array(n) as unknown as Float64Array })).toThrow(/returnsInto must be a Float64Array/);
+    const shared = new Float64Array(2 * n);
+    expect(() => computeAdvantage('grpo', flat, {}, { advantagesInto: shared.subarray(0, n), returnsInto: shared.subarray(n) })).toThrow(ConfigError);
+  });
+
+  it('resolveAdvantageInputs reads float32 in place and makes float64 rewards / mask only on access', () => {
+    const x = resolveAdvantageInputs({ tokenLevelRewards: new Float32Array([0, 1, 0.5, 0]), responseMask: new Float32Array([1, 1, 1, 0]), shape: [2, 2] });
+    expect(x.maskData).toBeInstanceOf(Float32Array);
+    expect(x.rewardsData).toBeInstanceOf(Float32Array);
+    expect(x.mask).toBeInstanceOf(Float64Array);
+    expect(x.mask).toBe(x.mask); // made once
+    expect(Array.from(x.mask)).toEqual([1, 1, 1, 0]);
+    expect(Array.from(x.rewards)).toEqual([0, 1, 0.5, 0]);
+    expect(Array.from(x.scores)).toEqual([1, 0.5]);
+    const m64 = new Float64Array([1, 0]);
+    expect(resolveAdvantageInputs({ tokenLevelRewards: new Float64Array([1, 2]), responseMask: m64, shape: [1, 2] }).mask).toBe(m64);
+  });
 
   it('padded rewards do count for the outcome estimators, as in verl', () => {
     const base = { responseMask: [[1, 0], [1, 1]], index: ['a', 'a'] };

@@ -16,9 +16,16 @@ export const GROUP_EPSILON = 1e-6;
 /** verl's default ε of the optimal-token-baseline estimators. */
 export const OTB_EPSILON = 1e-8;
 
-function outcome(perRow: Float64Array, x: ResolvedAdvantageInputs): AdvantageResult {
-  const advantages = broadcastRows(perRow, x.mask, x.T);
-  return { advantages, returns: advantages.slice() };
+/** An outcome estimator's result: the per-row advantage on every valid token, returns a copy (into the caller's arrays when given). */
+function outcome(perRow: Float64Array, x: ResolvedAdvantageInputs, c: ResolvedAdvantageConfig): AdvantageResult {
+  const advantages = broadcastRows(perRow, x.maskData ?? x.mask, x.T, c.advantagesInto);
+  const n = x.B * x.T;
+  let returns: Float64Array;
+  if (c.returnsInto) {
+    returns = c.returnsInto;
+    returns.set(advantages.subarray(0, n));
+  } else returns = advantages.slice(0, n);
+  return { advantages, returns };
 }
 
 function groupsOf(x: ResolvedAdvantageInputs): number[][] {
@@ -45,7 +52,7 @@ export function grpoEstimator(x: ResolvedAdvantageInputs, c: ResolvedAdvantageCo
       out[i] = c.normAdvByStdInGrpo ? ((x.scores[i] as number) - mu) / (sd + eps) : (x.scores[i] as number) - mu;
     }
   }
-  return outcome(out, x);
+  return outcome(out, x, c);
 }
 
 /** Per-group statistics in float32, indexed by dense group id. */
@@ -109,7 +116,7 @@ export function grpoVectorizedEstimator(x: ResolvedAdvantageInputs, c: ResolvedA
     const d = (x.scores[i] as number) - (mu[g] as number);
     out[i] = c.normAdvByStdInGrpo ? d / f32((std[g] as number) + f32(eps)) : d;
   }
-  return outcome(out, x);
+  return outcome(out, x, c);
 }
 
 /**
@@ -138,11 +145,11 @@ export function grpoPasskEstimator(x: ResolvedAdvantageInputs, c: ResolvedAdvant
     if (c.normAdvByStdInGrpo) adv = adv / (stdUnbiased(s) + eps);
     out[rows[best] as number] = adv;
   }
-  return outcome(out, x);
+  return outcome(out, x, c);
 }
 
 /** `rloo`: Â_i = n/(n−1)·(s_i − μ) for n > 1 (s_i minus the mean of the others); a singleton keeps its raw score. */
-export function rlooEstimator(x: ResolvedAdvantageInputs): AdvantageResult {
+export function rlooEstimator(x: ResolvedAdvantageInputs, c: ResolvedAdvantageConfig): AdvantageResult {
   const out = new Float64Array(x.B);
   for (const rows of groupsOf(x)) {
     const n = rows.length;
@@ -153,11 +160,11 @@ export function rlooEstimator(x: ResolvedAdvantageInputs): AdvantageResult {
     const mu = mean(rows.map((i) => x.scores[i] as number));
     for (const i of rows) out[i] = ((x.scores[i] as number) * n) / (n - 1) - (mu * n) / (n - 1);
   }
-  return outcome(out, x);
+  return outcome(out, x, c);
 }
 
 /** `rloo_vectorized`: (n·s_i − Σ_g s)/(n − 1) for n > 1, and **0** for a singleton (unlike `rloo`). */
-export function rlooVectorizedEstimator(x: ResolvedAdvantageInputs): AdvantageResult {
+export function rlooVectorizedEstimator(x: ResolvedAdvantageInputs, c: ResolvedAdvantageConfig): AdvantageResult {
   const out = new Float64Array(x.B);
   for (const rows of groupsOf(x)) {
     const n = rows.length;
@@ -166,11 +173,11 @@ export function rlooVectorizedEstimator(x: ResolvedAdvantageInputs): AdvantageRe
     for (const i of rows) sum += x.scores[i] as number;
     for (const i of rows) out[i] = (n * (x.scores[i] as number) - sum) / (n - 1);
   }
-  return outcome(out, x);
+  return outcome(out, x, c);
 }
 
 /** `opo`: baseline b = Σ L_j s_j / Σ L_j over the group (length-weighted), Â = s − b; a singleton has b = 0. */
-export function opoEstimator(x: ResolvedAdvantageInputs): AdvantageResult {
+export function opoEstimator(x: ResolvedAdvantageInputs, c: ResolvedAdvantageConfig): AdvantageResult {
   const out = new Float64Array(x.B);
   for (const rows of groupsOf(x)) {
     if (rows.length === 1) {
@@ -186,7 +193,7 @@ export function opoEstimator(x: ResolvedAdvantageInputs): AdvantageResult {
     const b = num / den;
     for (const i of rows) out[i] = (x.scores[i] as number) - b;
   }
-  return outcome(out, x);
+  return outcome(out, x, c);
 }
 
 /**
@@ -202,7 +209,7 @@ export function gpgEstimator(x: ResolvedAdvantageInputs, c: ResolvedAdvantageCon
     const mu = rows.length === 1 ? 0 : mean(rows.map((i) => x.scores[i] as number));
     for (const i of rows) out[i] = (alpha * ((x.scores[i] as number) - mu)) / c.fNorm;
   }
-  return outcome(out, x);
+  return outcome(out, x, c);
 }
 
 /**

@@ -82,7 +82,8 @@ export async function computeAdvantageGpu(
   }
   const scores = Float32Array.from(x.scores);
   const rowsOnly = options.broadcastOnHost === true || B * T > gpu.maxBindingFloats;
-  const mask = rowsOnly ? new Float32Array(4) : Float32Array.from(x.mask);
+  const md = x.maskData ?? x.mask; // read in place (uploaded as is when float32)
+  const mask = rowsOnly ? new Float32Array(4) : md instanceof Float32Array ? md : Float32Array.from(md);
   const eps = c.epsilon ?? GROUP_EPSILON;
   const mode = GPU_MODES[estimator] as number;
   const flags = (mode === 0 && c.normAdvByStdInGrpo ? 1 : 0) | (estimator === 'grpo_vectorized' ? 2 : 0) | (rowsOnly ? 4 : 0) | (mode << 3);
@@ -118,7 +119,7 @@ export async function computeAdvantageGpu(
       const a = new Float32Array(B * T);
       for (let i = 0; i < B; i++) {
         const v = r[i] as number;
-        for (let j = 0, k = i * T; j < T; j++, k++) if (x.mask[k] !== 0) a[k] = v;
+        for (let j = 0, k = i * T; j < T; j++, k++) if (md[k] !== 0) a[k] = v;
       }
       return { advantages: a, returns: a.slice(), rowAdvantages: r, backend: 'webgpu' };
     }

@@ -19,6 +19,7 @@ export { groupMeanStdFloat32, GROUP_EPSILON, OTB_EPSILON } from './estimators.js
 export type { GroupStatsFloat32 } from './estimators.js';
 export type { DenseGroupIds } from './common.js';
 export type {
+  AdvantageCallOptions,
   AdvantageConfig,
   AdvantageEstimatorEntry,
   AdvantageEstimatorFn,

@@ -23,6 +23,7 @@ import {
   tirOptimalTokenBaselineEstimator,
 } from './estimators.js';
 import type {
+  AdvantageCallOptions,
   AdvantageConfig,
   AdvantageEstimatorEntry,
   AdvantageEstimatorFn,
@@ -110,18 +111,37 @@ export function getAdvantageEstimator(name: string): AdvantageEstimatorEntry {
  *   `tir_optimal_token_baseline`, or a user estimator
  * @param inputs - rewards, mask and what the estimator needs (`index`, `values`, `rewardBaselines`, …)
  * @param config - ε, normAdvByStdInGrpo, γ, λ, fNorm, handleZeroTail
- * @returns flat row-major `[B·T]` advantages and returns
+ * @param options - arrays to write the results into ({@link AdvantageCallOptions}: `advantagesInto`, `returnsInto`)
+ * @returns flat row-major `[B·T]` advantages and returns (exactly the caller's arrays when given)
  * @throws UnknownModeError for an unknown estimator; ShapeError / ValueError for bad inputs; EstimatorError where
  *   verl raises (grpo_passk with a singleton group; whitening with ≤ 1 valid token)
  */
-export function computeAdvantage(estimator: string, inputs: AdvantageInputs, config: AdvantageConfig = {}): AdvantageResult {
+export function computeAdvantage(estimator: string, inputs: AdvantageInputs, config: AdvantageConfig = {}, options: AdvantageCallOptions = {}): AdvantageResult {
   const entry = getAdvantageEstimator(estimator);
   const resolvedConfig = resolveAdvantageConfig(config);
   const resolved = resolveAdvantageInputs(inputs);
   for (const need of entry.requires) {
     if (resolved[need] == null) throw new ShapeError(`${estimator}: inputs.${need} is required`, need);
   }
-  return entry.fn(resolved, resolvedConfig);
+  const n = resolved.B * resolved.T;
+  const { advantagesInto, returnsInto } = options;
+  checkInto(advantagesInto, n, 'advantagesInto');
+  checkInto(returnsInto, n, 'returnsInto');
+  if (advantagesInto && returnsInto && advantagesInto.buffer === returnsInto.buffer) {
+    throw new ConfigError('advantagesInto and returnsInto must not share memory', 'returnsInto');
+  }
+  if (!advantagesInto && !returnsInto) return entry.fn(resolved, resolvedConfig);
+  const r = entry.fn(resolved, { ...resolvedConfig, advantagesInto, returnsInto });
+  // an estimator that returned its own arrays: copy them into the caller's
+  if (advantagesInto && r.advantages !== advantagesInto) advantagesInto.set(r.advantages.subarray(0, n));
+  if (returnsInto && r.returns !== returnsInto) returnsInto.set(r.returns.subarray(0, n));
+  return { advantages: advantagesInto ?? r.advantages, returns: returnsInto ?? r.returns };
+}
+
+function checkInto(a: Float64Array | undefined, n: number, field: string): void {
+  if (a === undefined) return;
+  if (!(a instanceof Float64Array)) throw new ShapeError(`${field} must be a Float64Array`, field);
+  if (a.length < n) throw new ShapeError(`${field}: length ${a.length} is less than B·T = ${n}`, field);
 }
 
 /** Options of {@link grpoAdvantages}. */

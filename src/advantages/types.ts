@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { MatrixInput, Shape2D } from '../matrix.js';
+import type { FloatArray, MatrixInput, Shape2D } from '../matrix.js';
 
 /** A group id: verl's `uid` (a string per prompt); numbers are accepted and compared as their string form. */
 export type GroupId = string | number;
@@ -68,6 +68,15 @@ export interface ResolvedAdvantageConfig {
   fNorm: number;
   /** Optimal-token-baseline zero-tail rule (default true). */
   handleZeroTail: boolean;
+  /**
+   * The caller's arrays for the results ({@link AdvantageCallOptions}), when given. An estimator may write its
+   * advantages / returns there (every entry up to B·T) and return them; `computeAdvantage` copies a result returned
+   * elsewhere into them. The built-in outcome estimators (grpo, grpo_vectorized, grpo_passk, rloo, rloo_vectorized,
+   * opo, gpg) write there directly.
+   */
+  advantagesInto?: Float64Array;
+  /** See {@link ResolvedAdvantageConfig.advantagesInto}. */
+  returnsInto?: Float64Array;
 }
 
 /** Validated inputs: row-major float64 `[B·T]` arrays (never written to) and dense group ids. */
@@ -76,10 +85,17 @@ export interface ResolvedAdvantageInputs {
   readonly B: number;
   /** Padded response length. */
   readonly T: number;
-  /** Token-level rewards, finite everywhere. */
+  /** Token-level rewards, finite everywhere (a float64 copy of float32 inputs, made on first access). */
   readonly rewards: Float64Array;
-  /** 0/1 response mask. */
+  /** 0/1 response mask (a float64 copy of a float32 mask, made on first access). */
   readonly mask: Float64Array;
+  /**
+   * The response mask as given (float32 or float64), read in place: the built-in estimators read it when present
+   * (`resolveAdvantageInputs` sets it), else {@link ResolvedAdvantageInputs.mask}.
+   */
+  readonly maskData?: FloatArray;
+  /** The token-level rewards as given (float32 or float64), read in place (set by `resolveAdvantageInputs`). */
+  readonly rewardsData?: FloatArray;
   /** L_i = Σ_t m_it. */
   readonly lengths: Float64Array;
   /** s_i = Σ_t rewards_it over all T positions (verl's `token_level_rewards.sum(-1)`). */
@@ -100,6 +116,18 @@ export interface ResolvedAdvantageInputs {
   readonly sumPiSquared: Float64Array | null;
   /** Rollout IS weights `[B·T]`, or null. */
   readonly rolloutIsWeights: Float64Array | null;
+}
+
+/**
+ * Per-call options of `computeAdvantage`: arrays (length ≥ B·T, not sharing memory) to write the results into
+ * instead of fresh ones, as `gradInto` is for the losses. The result then holds exactly these arrays (entries past B·T
+ * are left untouched). In a training loop this saves two fresh `[B·T]` float64 arrays a step.
+ */
+export interface AdvantageCallOptions {
+  /** Where the advantages are written (and returned). */
+  advantagesInto?: Float64Array;
+  /** Where the returns are written (and returned). */
+  returnsInto?: Float64Array;
 }
 
 /** What every estimator returns: flat row-major `[B·T]` arrays. */
