@@ -178,9 +178,10 @@ export function stdUnbiased(values: readonly number[], mu: number = mean(values)
  * verl's `masked_whiten(values, mask)` over the whole batch: (v − μ)·rsqrt(var + 1e-8), with μ =
  * Σm·v/(Σm + 1e-8) and the unbiased masked variance. Computed at every position (verl does not re-mask).
  *
+ * @param out - where to write the result (may be `values` itself; default a fresh array)
  * @throws EstimatorError when Σm ≤ 1, where verl's `masked_var` raises
  */
-export function maskedWhiten(values: Float64Array, mask: Float64Array, field: string): Float64Array {
+export function maskedWhiten(values: Float64Array, mask: FloatArray, field: string, out?: Float64Array): Float64Array {
   let n = 0;
   let s = 0;
   for (let k = 0; k < values.length; k++) {
@@ -201,9 +202,9 @@ export function maskedWhiten(values: Float64Array, mask: Float64Array, field: st
   }
   const variance = (v / (n + WHITEN_EPS)) * (n / (n - 1));
   const scale = 1 / Math.sqrt(variance + WHITEN_EPS);
-  const out = new Float64Array(values.length);
-  for (let k = 0; k < values.length; k++) out[k] = ((values[k] as number) - mu) * scale;
-  return out;
+  const o = out ?? new Float64Array(values.length);
+  for (let k = 0; k < values.length; k++) o[k] = ((values[k] as number) - mu) * scale;
+  return o;
 }
 
 /**

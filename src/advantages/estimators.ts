@@ -7,6 +7,7 @@
  */
 import { EstimatorError } from '../errors.js';
 import { broadcastRows, groupRows, maskedWhiten, mean, stdUnbiased } from './common.js';
+import type { FloatArray } from '../matrix.js';
 import type { AdvantageResult, ResolvedAdvantageConfig, ResolvedAdvantageInputs } from './types.js';
 
 const f32 = Math.fround;
@@ -26,6 +27,19 @@ function outcome(perRow: Float64Array, x: ResolvedAdvantageInputs, c: ResolvedAd
     returns.set(advantages.subarray(0, n));
   } else returns = advantages.slice(0, n);
   return { advantages, returns };
+}
+
+/** The mask and rewards as given (read in place), else the float64 copies. */
+function maskOf(x: ResolvedAdvantageInputs): FloatArray {
+  return x.maskData ?? x.mask;
+}
+function rewardsOf(x: ResolvedAdvantageInputs): FloatArray {
+  return x.rewardsData ?? x.rewards;
+}
+
+/** The caller's array for a result (`advantagesInto` / `returnsInto`, its first B·T entries), else a fresh one. */
+function resultArray(into: Float64Array | undefined, n: number): Float64Array {
+  return into ? into.subarray(0, n) : new Float64Array(n);
 }
 
 function groupsOf(x: ResolvedAdvantageInputs): number[][] {
@@ -217,8 +231,10 @@ export function gpgEstimator(x: ResolvedAdvantageInputs, c: ResolvedAdvantageCon
  * advantages = masked_whiten(G)·m over all valid tokens of the batch; returns = G.
  */
 export function reinforcePlusPlusEstimator(x: ResolvedAdvantageInputs, c: ResolvedAdvantageConfig): AdvantageResult {
-  const { B, T, rewards, mask } = x;
-  const returns = new Float64Array(B * T);
+  const { B, T } = x;
+  const rewards = rewardsOf(x);
+  const mask = maskOf(x);
+  const returns = resultArray(c.returnsInto, B * T);
   for (let i = 0; i < B; i++) {
     let running = 0;
     for (let j = T - 1; j >= 0; j--) {
@@ -228,28 +244,35 @@ export function reinforcePlusPlusEstimator(x: ResolvedAdvantageInputs, c: Resolv
       if (mask[k] === 0) running = 0;
     }
   }
-  const w = maskedWhiten(returns, mask, 'reinforce_plus_plus');
+  const w = maskedWhiten(returns, mask, 'reinforce_plus_plus', c.advantagesInto?.subarray(0, B * T));
   for (let k = 0; k < w.length; k++) if (mask[k] === 0) w[k] = 0;
-  return { advantages: w, returns };
+  return { advantages: c.advantagesInto ?? w, returns: c.returnsInto ?? returns };
 }
 
 /** `reinforce_plus_plus_baseline`: (s − μ_g) broadcast over valid tokens, whitened over the batch, ·m. */
-export function reinforcePlusPlusBaselineEstimator(x: ResolvedAdvantageInputs): AdvantageResult {
+export function reinforcePlusPlusBaselineEstimator(x: ResolvedAdvantageInputs, c: ResolvedAdvantageConfig): AdvantageResult {
   const per = new Float64Array(x.B);
   for (const rows of groupsOf(x)) {
     const mu = rows.length === 1 ? 0 : mean(rows.map((i) => x.scores[i] as number));
     for (const i of rows) per[i] = (x.scores[i] as number) - mu;
   }
-  const tiled = broadcastRows(per, x.mask, x.T);
-  const w = maskedWhiten(tiled, x.mask, 'reinforce_plus_plus_baseline');
-  for (let k = 0; k < w.length; k++) if (x.mask[k] === 0) w[k] = 0;
-  return { advantages: w, returns: w.slice() };
+  const n = x.B * x.T;
+  const mask = maskOf(x);
+  // broadcast, whitened in place, into the caller's array when given
+  const w = broadcastRows(per, mask, x.T, resultArray(c.advantagesInto, n));
+  maskedWhiten(w, mask, 'reinforce_plus_plus_baseline', w);
+  for (let k = 0; k < w.length; k++) if (mask[k] === 0) w[k] = 0;
+  const returns = resultArray(c.returnsInto, n);
+  returns.set(w);
+  return { advantages: c.advantagesInto ?? w, returns: c.returnsInto ?? returns };
 }
 
 /** The reverse cumulative sum of r·m along each row: out[i, j] = Σ_{j' ≥ j} m·r (undiscounted returns-to-go). */
-function maskedReturnsToGo(x: ResolvedAdvantageInputs): Float64Array {
-  const { B, T, rewards, mask } = x;
-  const out = new Float64Array(B * T);
+function maskedReturnsToGo(x: ResolvedAdvantageInputs, into?: Float64Array): Float64Array {
+  const { B, T } = x;
+  const rewards = rewardsOf(x);
+  const mask = maskOf(x);
+  const out = resultArray(into, B * T);
   for (let i = 0; i < B; i++) {
     let acc = 0;
     for (let j = T - 1; j >= 0; j--) {
@@ -262,15 +285,16 @@ function maskedReturnsToGo(x: ResolvedAdvantageInputs): Float64Array {
 }
 
 /** `remax`: returns = reverse cumulative sum of r·m; advantages = returns − b_i·m (b = greedy-baseline reward). */
-export function remaxEstimator(x: ResolvedAdvantageInputs): AdvantageResult {
-  const { B, T, mask } = x;
+export function remaxEstimator(x: ResolvedAdvantageInputs, c: ResolvedAdvantageConfig): AdvantageResult {
+  const { B, T } = x;
+  const mask = maskOf(x);
   const rb = x.rewardBaselines as Float64Array;
-  const returns = maskedReturnsToGo(x);
-  const advantages = new Float64Array(B * T);
+  const returns = maskedReturnsToGo(x, c.returnsInto);
+  const advantages = resultArray(c.advantagesInto, B * T);
   for (let i = 0; i < B; i++) {
     for (let j = 0, k = i * T; j < T; j++, k++) advantages[k] = mask[k] !== 0 ? (returns[k] as number) - (rb[i] as number) : (returns[k] as number);
   }
-  return { advantages, returns };
+  return { advantages: c.advantagesInto ?? advantages, returns: c.returnsInto ?? returns };
 }
 
 /**
@@ -278,10 +302,13 @@ export function remaxEstimator(x: ResolvedAdvantageInputs): AdvantageResult {
  * over them); returns = A + V; advantages = masked_whiten(A) (not re-masked, as in verl).
  */
 export function gaeEstimator(x: ResolvedAdvantageInputs, c: ResolvedAdvantageConfig): AdvantageResult {
-  const { B, T, rewards, mask } = x;
+  const { B, T } = x;
+  const rewards = rewardsOf(x);
+  const mask = maskOf(x);
   const values = x.values as Float64Array;
-  const raw = new Float64Array(B * T);
-  const returns = new Float64Array(B * T);
+  // the raw advantages are whitened into the result array: written there first, whitened in place
+  const raw = resultArray(c.advantagesInto, B * T);
+  const returns = resultArray(c.returnsInto, B * T);
   for (let i = 0; i < B; i++) {
     let nextValue = 0;
     let last = 0;
@@ -297,15 +324,17 @@ export function gaeEstimator(x: ResolvedAdvantageInputs, c: ResolvedAdvantageCon
       returns[k] = last + (values[k] as number);
     }
   }
-  return { advantages: maskedWhiten(raw, mask, 'gae'), returns };
+  maskedWhiten(raw, mask, 'gae', raw);
+  return { advantages: c.advantagesInto ?? raw, returns: c.returnsInto ?? returns };
 }
 
-function otbWeights(x: ResolvedAdvantageInputs): { G: Float64Array; W: Float64Array } {
-  const { B, T, mask } = x;
+function otbWeights(x: ResolvedAdvantageInputs, returnsInto?: Float64Array): { G: Float64Array; W: Float64Array } {
+  const { B, T } = x;
+  const mask = maskOf(x);
   const olp = x.oldLogProbs as Float64Array;
   const spp = x.sumPiSquared as Float64Array;
   const isw = x.rolloutIsWeights;
-  const G = maskedReturnsToGo(x);
+  const G = maskedReturnsToGo(x, returnsInto);
   const W = new Float64Array(B * T);
   for (let i = 0; i < B; i++) {
     let cum = 0;
@@ -339,8 +368,9 @@ function zeroTail(rows: readonly number[], lengthOf: (i: number) => number): { r
  */
 export function optimalTokenBaselineEstimator(x: ResolvedAdvantageInputs, c: ResolvedAdvantageConfig): AdvantageResult {
   const eps = c.epsilon ?? OTB_EPSILON;
-  const { B, T, mask } = x;
-  const { G, W } = otbWeights(x);
+  const { B, T } = x;
+  const mask = maskOf(x);
+  const { G, W } = otbWeights(x, c.returnsInto);
   const baselines = new Float64Array(B * T);
   for (const rows of groupsOf(x)) {
     if (rows.length === 1) continue;
@@ -362,9 +392,9 @@ export function optimalTokenBaselineEstimator(x: ResolvedAdvantageInputs, c: Res
       if (zt) baselines.fill(0, zt.row * T + zt.from, zt.row * T + T);
     }
   }
-  const advantages = new Float64Array(B * T);
-  for (let k = 0; k < advantages.length; k++) if (mask[k] !== 0) advantages[k] = (G[k] as number) - (baselines[k] as number);
-  return { advantages, returns: G };
+  const advantages = resultArray(c.advantagesInto, B * T);
+  for (let k = 0; k < advantages.length; k++) advantages[k] = mask[k] !== 0 ? (G[k] as number) - (baselines[k] as number) : 0;
+  return { advantages: c.advantagesInto ?? advantages, returns: c.returnsInto ?? G };
 }
 
 /**
@@ -374,8 +404,9 @@ export function optimalTokenBaselineEstimator(x: ResolvedAdvantageInputs, c: Res
  */
 export function tirOptimalTokenBaselineEstimator(x: ResolvedAdvantageInputs, c: ResolvedAdvantageConfig): AdvantageResult {
   const eps = c.epsilon ?? OTB_EPSILON;
-  const { B, T, mask } = x;
-  const { G, W } = otbWeights(x);
+  const { B, T } = x;
+  const mask = maskOf(x);
+  const { G, W } = otbWeights(x, c.returnsInto);
   const len = Array.from(x.lengths, (l) => l | 0);
   const maxLen = len.reduce((a, b) => Math.max(a, b), 0);
   const packedW = new Float64Array(B * maxLen);
@@ -409,12 +440,13 @@ export function tirOptimalTokenBaselineEstimator(x: ResolvedAdvantageInputs, c: 
       if (zt) baselines.fill(0, zt.row * maxLen + zt.from, zt.row * maxLen + maxLen);
     }
   }
-  const advantages = new Float64Array(B * T);
+  const advantages = resultArray(c.advantagesInto, B * T);
+  advantages.fill(0);
   for (let i = 0; i < B; i++) {
     (cols[i] as number[]).forEach((j, p) => {
       advantages[i * T + j] = (packedR[i * maxLen + p] as number) - (baselines[i * maxLen + p] as number);
     });
   }
-  return { advantages, returns: G };
+  return { advantages: c.advantagesInto ?? advantages, returns: c.returnsInto ?? G };
 }
 
