@@ -71,8 +71,7 @@ export interface ResolvedAdvantageConfig {
   /**
    * The caller's arrays for the results ({@link AdvantageCallOptions}), when given. An estimator may write its
    * advantages / returns there (every entry up to B·T) and return them; `computeAdvantage` copies a result returned
-   * elsewhere into them. The built-in outcome estimators (grpo, grpo_vectorized, grpo_passk, rloo, rloo_vectorized,
-   * opo, gpg) write there directly.
+   * elsewhere into them. Every built-in estimator writes there directly.
    */
   advantagesInto?: Float64Array;
   /** See {@link ResolvedAdvantageConfig.advantagesInto}. */
