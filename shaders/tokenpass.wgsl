@@ -20,9 +20,9 @@ override SEL_TOPK: bool = false;  // eighty-twenty selected on the GPU: AUX hold
                                   // key > P.cutKey, or key == P.cutKey at a global index ≤ P.cutIdx (topk.wgsl)
 override SEL_TIES: bool = true;   // SEL_TOPK: only some ties at the cut are taken (else key ≥ P.cutKey: one comparison)
 override LANE_SLOTS: bool = false; // one partial-sum slot pair per invocation instead of per workgroup: no barrier.
-                                   // On lavapipe a barrier makes the shader a coroutine; without one the pass was
-                                   // 3-21 % faster in paired timestamp-query runs (2^23 tokens). The host adds 64× the
-                                   // slots, which on a hardware GPU would cost more than its barrier: there it is off.
+                                   // On lavapipe a barrier makes the shader a coroutine; without one the pass took
+                                   // 3-19 % less GPU time in 7 of 8 paired timestamp-query runs (2^23 tokens). The host
+                                   // adds 64× the slots, which on a hardware GPU would cost more than its barrier: off.
 
 // Eight storage bindings (WebGPU's default limit). AUX packs weight and selection in one float, the
 // selection in the sign bit (so −0.0 is an unselected zero weight): HAS_W only: w; HAS_SEL only: +1 / −1;
