@@ -19,7 +19,7 @@ export const OTB_EPSILON = 1e-8;
 
 /** An outcome estimator's result: the per-row advantage on every valid token, returns a copy (into the caller's arrays when given). */
 function outcome(perRow: Float64Array, x: ResolvedAdvantageInputs, c: ResolvedAdvantageConfig): AdvantageResult {
-  const advantages = broadcastRows(perRow, x.maskData ?? x.mask, x.T, c.advantagesInto);
+  const advantages = broadcastRows(perRow, maskOf(x), x.T, c.advantagesInto);
   const n = x.B * x.T;
   let returns: Float64Array;
   if (c.returnsInto) {
