@@ -180,7 +180,7 @@ describe('advantage properties', () => {
     expect(() => computeAdvantage('grpo', flat, {}, { advantagesInto: shared.subarray(0, n), returnsInto: shared.subarray(n) })).toThrow(ConfigError);
   });
 
-  it('resolveAdvantageInputs reads float32 in place and makes float64 rewards / mask only on access', () => {
+  it('resolveAdvantageInputs reads float32 in place and makes float64 rewards / mask / values only on access', () => {
     const x = resolveAdvantageInputs({ tokenLevelRewards: new Float32Array([0, 1, 0.5, 0]), responseMask: new Float32Array([1, 1, 1, 0]), shape: [2, 2] });
     expect(x.maskData).toBeInstanceOf(Float32Array);
     expect(x.rewardsData).toBeInstanceOf(Float32Array);
@@ -189,6 +189,11 @@ describe('advantage properties', () => {
     expect(Array.from(x.mask)).toEqual([1, 1, 1, 0]);
     expect(Array.from(x.rewards)).toEqual([0, 1, 0.5, 0]);
     expect(Array.from(x.scores)).toEqual([1, 0.5]);
+    const v = resolveAdvantageInputs({ tokenLevelRewards: new Float32Array(2), responseMask: new Float32Array([1, 1]), values: new Float32Array([0.25, -1]), shape: [1, 2] });
+    expect(v.valuesData).toBeInstanceOf(Float32Array);
+    expect(v.values).toBeInstanceOf(Float64Array);
+    expect(Array.from(v.values as Float64Array)).toEqual([0.25, -1]);
+    expect(resolveAdvantageInputs({ tokenLevelRewards: new Float32Array(2), responseMask: new Float32Array([1, 1]), shape: [1, 2] }).values).toBeNull();
     const m64 = new Float64Array([1, 0]);
     expect(resolveAdvantageInputs({ tokenLevelRewards: new Float64Array([1, 2]), responseMask: m64, shape: [1, 2] }).mask).toBe(m64);
   });

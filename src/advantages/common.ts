@@ -54,14 +54,19 @@ export function resolveAdvantageInputs(inputs: AdvantageInputs): ResolvedAdvanta
   const rewards = toMatrix(inputs.tokenLevelRewards, 'tokenLevelRewards', shape);
   expectShape(rewards, B, T, 'tokenLevelRewards');
   checkFiniteEverywhere(rewards, 'tokenLevelRewards');
-  const optional = (name: 'values' | 'oldLogProbs' | 'sumPiSquared' | 'rolloutIsWeights'): Float64Array | null => {
+  const optionalData = (name: 'values' | 'oldLogProbs' | 'sumPiSquared' | 'rolloutIsWeights'): FloatArray | null => {
     const v = inputs[name];
     if (v == null) return null;
     const m = toMatrix(v, name, shape);
     expectShape(m, B, T, name);
     checkFiniteAtValid(m, mask, name);
-    return toFloat64(m.data);
+    return m.data;
   };
+  const optional = (name: 'oldLogProbs' | 'sumPiSquared' | 'rolloutIsWeights'): Float64Array | null => {
+    const d = optionalData(name);
+    return d === null ? null : toFloat64(d);
+  };
+  const valuesData = optionalData('values');
   let index: string[] | null = null;
   let groupIds: Int32Array | null = null;
   let numGroups = 0;
@@ -98,11 +103,13 @@ export function resolveAdvantageInputs(inputs: AdvantageInputs): ResolvedAdvanta
     for (let j = 0, k = i * T; j < T; j++, k++) s += r[k] as number;
     scores[i] = s;
   }
-  // float64 copies of float32 rewards and mask only when an estimator reads `rewards` / `mask` (the built-in
-  // outcome estimators read `maskData` in place): a fresh [B·T] array costs ~25 ns/token in page faults here
+  // float64 copies of float32 rewards, mask and values only when an estimator reads `rewards` / `mask` / `values` (the
+  // built-in estimators read `maskData`, `rewardsData`, `valuesData` in place): a fresh [B·T] array costs ~25 ns/token
+  // in page faults here
   const maskData = mask.data;
   let rewards64: Float64Array | null = r instanceof Float64Array ? r : null;
   let mask64: Float64Array | null = maskData instanceof Float64Array ? maskData : null;
+  let values64: Float64Array | null = valuesData === null || valuesData instanceof Float64Array ? valuesData : null;
   return {
     B,
     T,
@@ -121,7 +128,11 @@ export function resolveAdvantageInputs(inputs: AdvantageInputs): ResolvedAdvanta
     index,
     groupIds,
     numGroups,
-    values: optional('values'),
+    get values(): Float64Array | null {
+      if (valuesData !== null) values64 ??= toFloat64(valuesData);
+      return values64;
+    },
+    valuesData,
     rewardBaselines,
     oldLogProbs: optional('oldLogProbs'),
     sumPiSquared: optional('sumPiSquared'),

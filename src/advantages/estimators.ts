@@ -305,7 +305,7 @@ export function gaeEstimator(x: ResolvedAdvantageInputs, c: ResolvedAdvantageCon
   const { B, T } = x;
   const rewards = rewardsOf(x);
   const mask = maskOf(x);
-  const values = x.values as Float64Array;
+  const values = (x.valuesData ?? x.values) as FloatArray;
   // the raw advantages are whitened into the result array: written there first, whitened in place
   const raw = resultArray(c.advantagesInto, B * T);
   const returns = resultArray(c.returnsInto, B * T);

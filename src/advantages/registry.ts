@@ -121,7 +121,9 @@ export function computeAdvantage(estimator: string, inputs: AdvantageInputs, con
   const resolvedConfig = resolveAdvantageConfig(config);
   const resolved = resolveAdvantageInputs(inputs);
   for (const need of entry.requires) {
-    if (resolved[need] == null) throw new ShapeError(`${estimator}: inputs.${need} is required`, need);
+    // `values` through valuesData: reading `values` would make its float64 copy
+    const present = need === 'values' ? (resolved.valuesData ?? resolved.values) != null : resolved[need] != null;
+    if (!present) throw new ShapeError(`${estimator}: inputs.${need} is required`, need);
   }
   const n = resolved.B * resolved.T;
   const { advantagesInto, returnsInto } = options;

@@ -105,8 +105,10 @@ export interface ResolvedAdvantageInputs {
   readonly groupIds: Int32Array | null;
   /** Number of groups G (0 without `index`). */
   readonly numGroups: number;
-  /** Critic values `[B·T]`, or null. */
+  /** Critic values `[B·T]`, or null (a float64 copy of float32 values, made on first access). */
   readonly values: Float64Array | null;
+  /** The critic values as given (float32 or float64, read in place), or null (set by `resolveAdvantageInputs`). */
+  readonly valuesData?: FloatArray | null;
   /** Greedy-baseline rewards `[B]`, or null. */
   readonly rewardBaselines: Float64Array | null;
   /** Old log-probs `[B·T]`, or null. */
