@@ -464,8 +464,8 @@ describe.skipIf(!engine)(`kernel timing (${reasonText})`, () => {
 
 describe.skipIf(!engine)(`barrier-tree reductions without subgroups (${reasonText})`, () => {
   it('agree with the CPU reference', async () => {
-    // laneSlots: false, so the token pass reduces each workgroup too (on a software adapter it would not)
-    const tree = await createEngine({ backend: 'webgpu', disableSubgroups: true, laneSlots: false });
+    // barrierFree: false, so the token and row passes reduce each workgroup too (on a software adapter they would not)
+    const tree = await createEngine({ backend: 'webgpu', disableSubgroups: true, barrierFree: false });
     try {
       expect(tree.reason).toMatch(/barrier-tree/);
       expect(tree.gpu!.slotsPerWorkgroup).toBe(1);
@@ -477,10 +477,10 @@ describe.skipIf(!engine)(`barrier-tree reductions without subgroups (${reasonTex
   });
 });
 
-describe.skipIf(!engine)(`partial sums per workgroup or per invocation (${reasonText})`, () => {
+describe.skipIf(!engine)(`workgroup-reduced or barrier-free kernels (${reasonText})`, () => {
   it('agree with the CPU reference either way, and both find a mask entry that is not 0/1', async () => {
-    const wg = await createEngine({ backend: 'webgpu', laneSlots: false });
-    const lane = await createEngine({ backend: 'webgpu', laneSlots: true, maxBindingBytes: 16384 });
+    const wg = await createEngine({ backend: 'webgpu', barrierFree: false });
+    const lane = await createEngine({ backend: 'webgpu', barrierFree: true, maxBindingBytes: 16384 });
     try {
       expect(wg.gpu!.slotsPerWorkgroup).toBe(1);
       expect(lane.gpu!.slotsPerWorkgroup).toBe(64);
@@ -504,6 +504,20 @@ describe.skipIf(!engine)(`partial sums per workgroup or per invocation (${reason
           const m = Float32Array.from(mask);
           m[5000] = bad;
           await expect(e.policyLossGpu('vanilla', { ...ins, responseMask: up(m) }, MODES[0]![1]), `${bad}`).rejects.toThrow(/0\/1/);
+        }
+        // the row pass on GPU-resident inputs (T = 333: rows start mid-vec4; `lane` also over 12-row binding windows):
+        // gspo's sequence log-ratio, geo_mean with and without IS weights, and a resident mask's row lengths
+        const resident = { oldLogProbs: ins.oldLogProbs, logProbs: ins.logProbs, advantages: ins.advantages, responseMask: up(mask), shape: [37, 333] as const };
+        const w = up(b.rolloutIsWeights as Float32Array);
+        const rowCases: [string, PolicyLossConfig, boolean][] = [
+          ['gspo', { clipRatioLow: 3e-4, clipRatioHigh: 4e-4 }, false],
+          ['geo_mean', { clipRatioLow: 0.4, clipRatioHigh: 0.4 }, false],
+          ['geo_mean', { clipRatioLow: 0.4, clipRatioHigh: 0.4 }, true],
+          ['vanilla', { lossAggMode: 'seq-mean-token-mean' }, false],
+        ];
+        for (const [mode, cfg, withW] of rowCases) {
+          const g = await e.policyLoss(mode, { ...resident, rolloutIsWeights: withW ? w : null }, cfg);
+          sameResult(g, policyLoss(mode, cpuBatch({ ...b, rolloutIsWeights: withW ? b.rolloutIsWeights : null }), cfg), `row pass, barrierFree ${e.gpu!.barrierFree}, ${mode}${withW ? ' + IS weights' : ''}`);
         }
       }
     } finally {

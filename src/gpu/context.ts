@@ -163,10 +163,14 @@ export class GpuContext {
   /** Tokens per workgroup of the token pass: 64 invocations × 4 × {@link GpuContext.vec4PerInvocation}. */
   readonly tokensPerWorkgroup: number;
   /**
-   * Partial-sum slot pairs per workgroup of the token pass: 64 on software adapters, where each invocation writes
-   * its own (shaders/tokenpass.wgsl `LANE_SLOTS`: no barrier, which on lavapipe turns a shader into a coroutine), 1
-   * on GPUs (a workgroup reduction: 64× fewer partials to read back).
+   * Whether the token pass and the row pass avoid workgroup barriers (default: on software adapters, where a barrier
+   * makes llvmpipe compile a shader as a coroutine): the token pass writes its partial sums per invocation
+   * (shaders/tokenpass.wgsl `LANE_SLOTS`) and the row pass runs one row per invocation with vec4 loads
+   * (shaders/rowreduce.wgsl `ROW_PER_LANE`). On GPUs they reduce per workgroup (64× fewer partials to read back,
+   * coalesced row reads).
    */
+  readonly barrierFree: boolean;
+  /** Partial-sum slot pairs per workgroup of the token pass: 64 when {@link GpuContext.barrierFree}, else 1. */
   readonly slotsPerWorkgroup: number;
   private readonly ownsDevice: boolean;
   private lostInfo: GPUDeviceLostInfo | null = null;
@@ -175,9 +179,9 @@ export class GpuContext {
    * @param acquired - the device from {@link acquireDevice}
    * @param maxBindingBytes - smaller binding windows than the device allows (testing the chunked dispatches)
    * @param vec4PerInvocation - vec4 per invocation of the token pass (default by adapter kind)
-   * @param laneSlots - one partial-sum slot pair per invocation of the token pass (default: on software adapters)
+   * @param barrierFree - kernels without workgroup barriers ({@link GpuContext.barrierFree}; default: on software adapters)
    */
-  constructor(acquired: AcquiredDevice, maxBindingBytes?: number, vec4PerInvocation?: number, laneSlots?: boolean) {
+  constructor(acquired: AcquiredDevice, maxBindingBytes?: number, vec4PerInvocation?: number, barrierFree?: boolean) {
     this.device = acquired.device;
     this.subgroups = acquired.subgroups;
     this.description = acquired.description;
@@ -192,7 +196,8 @@ export class GpuContext {
     while (vpt > 1 && WORKGROUP_SIZE * 4 * vpt > this.maxBindingFloats) vpt /= 2;
     this.vec4PerInvocation = vpt;
     this.tokensPerWorkgroup = WORKGROUP_SIZE * 4 * vpt;
-    this.slotsPerWorkgroup = (laneSlots ?? acquired.software) ? WORKGROUP_SIZE : 1;
+    this.barrierFree = barrierFree ?? acquired.software;
+    this.slotsPerWorkgroup = this.barrierFree ? WORKGROUP_SIZE : 1;
     this.maxGroupsPerDim = this.device.limits.maxComputeWorkgroupsPerDimension;
     this.dummy = this.device.createBuffer({ size: 16, usage: BufferUsage.STORAGE, label: 'lumirag-dummy' });
     void this.device.lost.then((info) => {

@@ -15,8 +15,9 @@
  *    GPU-resident mask: a row-reduction kernel, read back, unless `rowLengths` is given); token-mean over the
  *    batch needs only N = Σ L_i, which shaders/maskcount.wgsl counts on the GPU (the token pass divides by it).
  * 2. Row pass (geo_mean; gspo on GPU-resident inputs: with host inputs the host's mask scan sums its log-ratio):
- *    shaders/rowreduce.wgsl, one workgroup per row. eighty-twenty: shaders/topk.wgsl (a one-pass band select from a
- *    sample, else a radix select).
+ *    shaders/rowreduce.wgsl, one workgroup per row on GPUs, one row per invocation with vec4 loads on software
+ *    adapters (`barrierFree`). eighty-twenty: shaders/topk.wgsl (a one-pass band select from a sample, else a radix
+ *    select).
  * 3. Token pass: shaders/tokenpass.wgsl with the family's `tok` (vanilla.wgsl, …): 64 to 512 tokens per invocation,
  *    vec4 loads, writes coef·w·∂ℓ/∂lp and one slot of partial sums per workgroup (subgroupAdd reductions when
  *    the adapter has `subgroups`, a barrier tree otherwise). Host log-probs and advantages above one piece
@@ -75,11 +76,13 @@ export interface EngineOptions {
   /** vec4 loads per invocation of the token pass (a power of two; default 128 on software adapters, 16 on GPUs). */
   vec4PerInvocation?: number;
   /**
-   * The token pass writes one partial-sum slot pair per invocation instead of reducing each workgroup's (default:
-   * on software adapters, where the reduction's barrier costs more than reading 64× the partials back; off on GPUs).
-   * Results do not depend on it beyond float rounding.
+   * Kernels without workgroup barriers (default: on software adapters, where a barrier makes llvmpipe compile a shader
+   * as a coroutine; off on GPUs): the token pass writes one partial-sum slot pair per invocation instead of reducing
+   * each workgroup's, and the row pass (gspo and geo_mean with GPU-resident inputs, a resident mask's lengths) runs
+   * one row per invocation with vec4 loads instead of one row per workgroup. Results do not depend on it beyond float
+   * rounding.
    */
-  laneSlots?: boolean;
+  barrierFree?: boolean;
   /**
    * Tokens per upload piece when a call's log-probs and advantages are host arrays (default
    * {@link STREAM_PIECE_TOKENS}; rounded to whole workgroups; `0` uploads each input at once). Each piece's token pass
@@ -566,12 +569,12 @@ class WebGpuEngine implements Engine {
     return this.gpu.pipeline(`tokenpass/${family}`, () => this.gpu.source([family, 'tokenpass']), {
       ...c,
       VPT: this.gpu.vec4PerInvocation,
-      LANE_SLOTS: this.gpu.slotsPerWorkgroup > 1,
+      LANE_SLOTS: this.gpu.barrierFree,
     });
   }
 
   private rowPipeline(mode: number, hasW: boolean): Promise<GPUComputePipeline> {
-    return this.gpu.pipeline('rowreduce', () => this.gpu.source(['rowreduce']), { MODE: mode, HAS_W: hasW });
+    return this.gpu.pipeline('rowreduce', () => this.gpu.source(['rowreduce']), { MODE: mode, HAS_W: hasW, ROW_PER_LANE: this.gpu.barrierFree });
   }
 
   /** Encode the row pass over B rows of width T in binding-sized row chunks. */
@@ -594,7 +597,7 @@ class WebGpuEngine implements Engine {
       const off = Math.floor(startByte / 256) * 256;
       const shift = (startByte - off) / 4;
       const size = (b: GPUBuffer): number => Math.min(b.size - off, roundUp((shift + R * T) * 4, 16), Math.floor(this.gpu.maxBindingFloats) * 4);
-      const g = this.gpu.grid(R);
+      const g = this.gpu.grid(this.gpu.barrierFree ? Math.ceil(R / WORKGROUP_SIZE) : R); // rows per invocation or per workgroup
       const u = this.gpu.uniform({ ...p, n: R, base: r0, T, wgOffset: shift, groupsX: g.x, nwg: R, B });
       temps.push(u);
       const win = (b: GPUBuffer): GPUBufferBinding => ({ buffer: b, offset: off, size: size(b) });
@@ -1162,8 +1165,9 @@ class WebGpuEngine implements Engine {
       const gpuCount = !hostStep && !knownCoef && aggMode === 'token-mean' && !givenLengths;
       // (the GPU selection's coefficient needs only the selected count k: set below)
       const needLengths = gpuTopK === null && (!(knownCoef || gpuCount || aggMode === 'row-mean') || givenLengths);
-      // gspo with host inputs: its sequence log-ratio is summed on the host, in the mask scan (hostLengths), instead
-      // of by the GPU row pass, which cost ~3 ns/token on a CPU adapter; the inputs can then stream too.
+      // gspo with host inputs: its sequence log-ratio is summed on the host, in the mask scan (hostLengths), in float64
+      // as the CPU reference sums it, and the inputs can then stream. (With the GPU row pass instead, ~1 ns/token on
+      // lavapipe since it runs a row per invocation, the call took as long in paired runs at 2^23.)
       const gspoX = family === 'gspo' && 'host' in olp && 'host' in lp && 'host' in mask ? new Float64Array(B) : null;
       const scanned =
         'host' in mask && (needLengths || gspoX)
@@ -1494,7 +1498,7 @@ export async function createEngine(options: EngineOptions = {}): Promise<Engine>
   if (backend === 'cpu') return new CpuEngine('backend: cpu requested');
   try {
     const acquired = await acquireDevice(options);
-    const ctx = new GpuContext(acquired, options.maxBindingBytes, options.vec4PerInvocation, options.laneSlots);
+    const ctx = new GpuContext(acquired, options.maxBindingBytes, options.vec4PerInvocation, options.barrierFree);
     return new WebGpuEngine(ctx, `${backend}: WebGPU adapter ${acquired.description}${acquired.subgroups ? ' (subgroups)' : ' (no subgroups: barrier-tree reductions)'}`, piece);
   } catch (err) {
     if (backend === 'auto' && err instanceof GpuUnavailableError) return new CpuEngine(`auto: ${err.message}`);
