@@ -1044,8 +1044,8 @@ class WebGpuEngine implements Engine {
    * end) and `owned` (buffers handed to the caller, such as a fresh gradient buffer, destroyed only if the call
    * fails). Errors pass through {@link wrap}.
    */
-  private async scoped<R>(body: (s: { fields: (Field | null)[]; temps: GPUBuffer[]; owned: GPUBuffer[] }) => Promise<R>): Promise<R> {
-    const s = { fields: [] as (Field | null)[], temps: [] as GPUBuffer[], owned: [] as GPUBuffer[] };
+  private async scoped<R>(body: (s: { fields: (Field | null)[]; temps: GPUBuffer[]; owned: GPUBuffer[]; hostTemps: Float32Array[] }) => Promise<R>): Promise<R> {
+    const s = { fields: [] as (Field | null)[], temps: [] as GPUBuffer[], owned: [] as GPUBuffer[], hostTemps: [] as Float32Array[] };
     try {
       return await body(s);
     } catch (err) {
@@ -1053,8 +1053,16 @@ class WebGpuEngine implements Engine {
       throw this.wrap(err);
     } finally {
       for (const t of s.temps) this.gpu.pool.release(t);
+      for (const a of s.hostTemps) this.gpu.pool.releaseHost(a);
       this.release(s.fields);
     }
+  }
+
+  /** A pooled host array of at least `length` floats for this call's read-backs (released when the call ends). */
+  private hostTemp(length: number, hostTemps: Float32Array[]): Float32Array {
+    const a = this.gpu.pool.acquireHost(length);
+    hostTemps.push(a);
+    return a;
   }
 
   private async runPolicy(
@@ -1076,7 +1084,7 @@ class WebGpuEngine implements Engine {
       if (x == null) throw new ShapeError(`batch.${name} is required`, name);
       return x;
     };
-    return this.scoped(async ({ fields, temps, owned }) => {
+    return this.scoped(async ({ fields, temps, owned, hostTemps }) => {
       const olp = this.field(need(batch.oldLogProbs, 'oldLogProbs'), 'oldLogProbs', shape);
       fields.push(olp);
       const lp = this.field(need(batch.logProbs, 'logProbs'), 'logProbs', shape);
@@ -1331,8 +1339,12 @@ class WebGpuEngine implements Engine {
         if (bOlp instanceof Float32Array || bLp instanceof Float32Array || bAdv instanceof Float32Array) throw new GpuError('internal: the row pass needs its inputs uploaded whole');
         this.encodeRowPass(enc, rowPipe, { olp: bOlp, lp: bLp, adv: bAdv, mask: bMask, w: bW }, bRows, B, T, params, temps);
       }
-      const regions: ReadRegion[] = [{ buffer: bPart, bytes: slots * 32 }];
-      if (isGeo && bRows) regions.push({ buffer: bRows, bytes: B * 16 });
+      // the partial sums (64 per workgroup without barriers: 0.5 MB at 2^23) and geo_mean's rows land in pooled host
+      // arrays, not fresh ones each call (a 0.5 MB array on fresh pages costs ~1.8 ms here; in steady state malloc
+      // mostly recycles them, and paired e2e runs at 2^23 showed no difference)
+      const partHost = this.hostTemp(slots * 8, hostTemps);
+      const regions: ReadRegion[] = [{ buffer: bPart, bytes: slots * 32, into: partHost }];
+      if (isGeo && bRows) regions.push({ buffer: bRows, bytes: B * 16, into: this.hostTemp(B * 4, hostTemps) });
       if (gpuCount && bRows) regions.push({ buffer: bRows, bytes: 16, offset: countByte });
       const gradArr = this.gradRegion(regions, bGrad, n, toBuffer, gradInto, stream);
       const pass = this.encodeTokenPass(enc, tokPipe, { olp: bOlp, lp: bLp, adv: bAdv, mask: bMask, aux: bAux, rows: bRows, grad: bGrad }, bPart, n, params, temps, stream ? gradArr : null, regions);
@@ -1437,7 +1449,7 @@ class WebGpuEngine implements Engine {
     const s = this.shapeOf([mask, lossMat], shape, 'mask');
     const [B, T] = s;
     const n = B * T;
-    return this.scoped(async ({ fields, temps, owned }) => {
+    return this.scoped(async ({ fields, temps, owned, hostTemps }) => {
       const l = this.field(lossMat, 'lossMat', s);
       fields.push(l);
       const m = this.field(mask, 'mask', s);
@@ -1460,7 +1472,7 @@ class WebGpuEngine implements Engine {
       temps.push(bPart);
       const pipe = await this.tokenPipeline('agg', { HAS_W: false, HAS_SEL: false, SEL_AGG: false, PER_ROW: perRow, NEED_ROW: false });
       const { enc } = this.encodeTokenPass(this.gpu.device.createCommandEncoder(), pipe, { olp: bL, lp: bL, adv: bL, mask: bM, aux: null, rows: bRows, grad: bGrad }, bPart, n, { T, B, coef0: perRow ? 1 : (coef[0] ?? 0), rowVec4: T % 4 === 0 ? 1 : 0 }, temps);
-      const regions: ReadRegion[] = [{ buffer: bPart, bytes: slots * 32 }];
+      const regions: ReadRegion[] = [{ buffer: bPart, bytes: slots * 32, into: this.hostTemp(slots * 8, hostTemps) }];
       const gradArr = this.gradRegion(regions, bGrad, n, toBuffer, gradInto);
       const out = await this.gpu.readback(enc, regions, n);
       const S = WebGpuEngine.sumPartials(out[0] as Float32Array, slots, lengths);
