@@ -1,5 +1,6 @@
 // The fused per-token pass shared by every policy loss: VPT vec4 (4·VPT tokens) per invocation, 256·VPT per
-// workgroup, one partial-sum slot pair per workgroup. It calls the family's `tok` (prepended), then writes
+// workgroup, one partial-sum slot pair per workgroup (per invocation with LANE_SLOTS, below). It calls the family's
+// `tok` (prepended), then writes
 // d loss / d lp = coef_row · w · ∂ℓ/∂lp at aggregated positions (0 elsewhere) and accumulates
 //   PART[2s]   = (Σ coef·w·ℓ over the aggregation mask, Σ m0, Σ m1, Σ m2 over the response mask)
 //   PART[2s+1] = (Σ of the inputs at valid positions: non-finite iff an input is non-finite there (or, for

@@ -20,7 +20,8 @@
  *    select).
  * 3. Token pass: shaders/tokenpass.wgsl with the family's `tok` (vanilla.wgsl, …): 64 to 512 tokens per invocation,
  *    vec4 loads, writes coef·w·∂ℓ/∂lp and one slot of partial sums per workgroup (subgroupAdd reductions when
- *    the adapter has `subgroups`, a barrier tree otherwise). Host log-probs and advantages above one piece
+ *    the adapter has `subgroups`, a barrier tree otherwise) or, on software adapters (`barrierFree`), one per
+ *    invocation with no reduction at all. Host log-probs and advantages above one piece
  *    (`streamPieceTokens`) upload piece by piece, each piece's pass submitted and its gradient read back at once.
  * 4. Host: add the partial sums in float64 → loss and metrics.
  * Batches above `maxStorageBufferBindingSize` run as several dispatches over binding windows.
