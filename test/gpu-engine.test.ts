@@ -464,15 +464,18 @@ describe.skipIf(!engine)(`kernel timing (${reasonText})`, () => {
 
 describe.skipIf(!engine)(`barrier-tree reductions without subgroups (${reasonText})`, () => {
   it('agree with the CPU reference', async () => {
-    // barrierFree: false, so the token and row passes reduce each workgroup too (on a software adapter they would not)
-    const tree = await createEngine({ backend: 'webgpu', disableSubgroups: true, barrierFree: false });
-    try {
-      expect(tree.reason).toMatch(/barrier-tree/);
-      expect(tree.gpu!.slotsPerWorkgroup).toBe(1);
-      const b = hostBatch(11, 391, 4, true);
-      for (const [mode, cfg] of MODES.slice(0, 6)) sameResult(await tree.policyLoss(mode, b, cfg), policyLoss(mode, cpuBatch(b), cfg), `tree ${mode}`);
-    } finally {
-      tree.destroy();
+    // barrierFree: false, so the token and row passes reduce each workgroup too (on a software adapter they would
+    // not); and barrierFree: true, where the token pass needs no reduction and only the other kernels use the tree
+    for (const barrierFree of [false, true]) {
+      const tree = await createEngine({ backend: 'webgpu', disableSubgroups: true, barrierFree });
+      try {
+        expect(tree.reason).toMatch(/barrier-tree/);
+        expect(tree.gpu!.slotsPerWorkgroup).toBe(barrierFree ? 64 : 1);
+        const b = hostBatch(11, 391, 4, true);
+        for (const [mode, cfg] of MODES) sameResult(await tree.policyLoss(mode, b, cfg), policyLoss(mode, cpuBatch(b), cfg), `tree ${mode}, barrierFree ${barrierFree}`);
+      } finally {
+        tree.destroy();
+      }
     }
   });
 });
