@@ -186,7 +186,7 @@ describe('createParallelPolicyLoss', () => {
     expect(par.parallel).toBe(true);
   });
 
-  it('runs sapo, gspo (the seed SAPO and GSPO modes), cispo and gpg bit for bit, every aggregation mode, IS weights, f32/f64', async () => {
+  it('runs sapo, gspo (the seed SAPO and GSPO modes), cispo, gpg and geo_mean bit for bit, every aggregation mode, IS weights, f32/f64', async () => {
     let seed = 500;
     const seedConfigs: [string, PolicyLossConfig][] = [
       ['sapo', { tauPos: 1.0, tauNeg: 1.05 }],
@@ -194,6 +194,8 @@ describe('createParallelPolicyLoss', () => {
       ['gspo', { clipRatioLow: 0.05, clipRatioHigh: 0.05 }], // wide enough that some sequences clip
       ['cispo', { clipRatioLow: 0.2, clipRatioHigh: 0.28 }],
       ['gpg', {}],
+      ['geo_mean', {}], // verl's defaults (ε 0.2 in log space)
+      ['geo_mean', { clipRatioLow: 0.02, clipRatioHigh: 0.03 }], // narrow enough that tokens clip both ways
     ];
     for (const [mode, base] of seedConfigs) {
       for (const lossAggMode of AGG) {

@@ -20,6 +20,7 @@ import { ShapeError } from '../errors.js';
 import { type FloatArray, rowLengths, toMatrix } from '../matrix.js';
 import { finiteAtValid, scratch, validateRows } from './common.js';
 import { selectTopEntropy } from './eightyTwenty.js';
+import { geoMeanCombine, geoMeanRowCoef } from './geoMean.js';
 import { ROW_KERNEL_OF_MODE, ROW_KERNELS } from './rowKernels.js';
 import { type RowsKernel, rowsMetrics } from './rows.js';
 import { getPolicyLoss, policyLoss, resolveBatch } from './registry.js';
@@ -338,8 +339,10 @@ export function createParallelPolicyLoss(options: ParallelPolicyLossOptions = {}
       }
       for (const slot of slots) slot.params[7] = aggMask ? 1 : 0;
       // Phase 2: the loss, its gradient and the partial sums.
+      // geo_mean: its own plain mean over the B rows (verl ignores the aggregation mode there, and so does the reference)
+      const geo = entry.name === 'geo_mean';
       const mode = resolved.lossAggMode ?? (entry.defaultAggMode === 'row-mean' ? 'token-mean' : entry.defaultAggMode);
-      const rowCoef = aggregationCoefficients(aggLengths, T, mode, resolved.globalBatchInfo);
+      const rowCoef = geo ? geoMeanRowCoef(B) : aggregationCoefficients(aggLengths, T, mode, resolved.globalBatchInfo);
       slots.forEach((slot, w) => {
         const r0 = bounds[w + 1] as number;
         const r1 = bounds[w + 2] as number;
@@ -375,7 +378,8 @@ export function createParallelPolicyLoss(options: ParallelPolicyLossOptions = {}
         rowSums.set(new Float64Array(slot.rowSums as SharedArrayBuffer, 0, r1 - r0), r0);
         for (let q = 0; q < 4; q++) sums[q] = (sums[q] as number) + (slot.params[8 + q] as number);
       });
-      const loss = combineRowSums(rowSums, rowCoef, mode); // aggregateRows' combination, in row order (bit-identical loss)
+      // aggregateRows' combination (geo_mean's own mean), in row order: the reference's loss bit for bit
+      const loss = geo ? geoMeanCombine(rowSums, B) : combineRowSums(rowSums, rowCoef, mode);
       const metrics = rowsMetrics(ROW_KERNELS[ROW_KERNEL_OF_MODE[entry.name] as number] as RowsKernel, sums);
       lastTimings = { copyInMs: t1 - t0, mainMs: t2 - t1, waitMs: t3 - t2, copyOutMs: performance.now() - t3 };
       return { loss, grad, metrics };
