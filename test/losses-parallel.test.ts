@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type LossAggMode, METRIC, mulberry32, policyLoss, type PolicyLossBatch, type PolicyLossConfig, type PolicyLossResult } from '../src/index.js';
+import { ConfigError, type LossAggMode, METRIC, mulberry32, policyLoss, type PolicyLossBatch, type PolicyLossConfig, type PolicyLossResult } from '../src/index.js';
 import { createParallelPolicyLoss, type ParallelPolicyLoss } from '../src/losses/parallel.js';
 
 const AGG: (LossAggMode | undefined)[] = [undefined, 'token-mean', 'seq-mean-token-sum', 'seq-mean-token-mean', 'seq-mean-token-sum-norm'];
@@ -186,7 +186,7 @@ describe('createParallelPolicyLoss', () => {
     expect(par.parallel).toBe(true);
   });
 
-  it('runs sapo, gspo (the seed SAPO and GSPO modes), cispo, gpg and geo_mean bit for bit, every aggregation mode, IS weights, f32/f64', async () => {
+  it('runs sapo, gspo (the seed SAPO and GSPO modes), cispo, gpg, geo_mean and kl_cov bit for bit, every aggregation mode, IS weights, f32/f64', async () => {
     let seed = 500;
     const seedConfigs: [string, PolicyLossConfig][] = [
       ['sapo', { tauPos: 1.0, tauNeg: 1.05 }],
@@ -196,6 +196,8 @@ describe('createParallelPolicyLoss', () => {
       ['gpg', {}],
       ['geo_mean', {}], // verl's defaults (ε 0.2 in log space)
       ['geo_mean', { clipRatioLow: 0.02, clipRatioHigh: 0.03 }], // narrow enough that tokens clip both ways
+      ['kl_cov', {}], // verl's defaults: the 0.02 % of tokens with the largest covariance (at least one)
+      ['kl_cov', { klCovRatio: 0.3, ppoKlCoef: 0.5 }], // selected tokens in most rows, across both threads' ranges
     ];
     for (const [mode, base] of seedConfigs) {
       for (const lossAggMode of AGG) {
@@ -256,6 +258,14 @@ describe('createParallelPolicyLoss', () => {
     const bad = { ...b, entropy: ent };
     const ref = await errorOf(() => policyLoss('sapo', bad, {}));
     const got = await errorOf(() => par.policyLoss('sapo', bad, {}));
+    expect((got as Error).message).toBe((ref as Error).message);
+  });
+
+  it('kl_cov: the reference ConfigError for klCovRatio <= 0, after the same validation', async () => {
+    const b = batchOf({ B: 40, T: 20, seed: 77 });
+    const ref = await errorOf(() => policyLoss('kl_cov', b, { klCovRatio: 0 }));
+    const got = await errorOf(() => par.policyLoss('kl_cov', b, { klCovRatio: 0 }));
+    expect(got).toBeInstanceOf(ConfigError);
     expect((got as Error).message).toBe((ref as Error).message);
   });
 

@@ -15,8 +15,9 @@
 import { MASKED_MEAN_EPS } from '../aggregate.js';
 import type { ResolvedPolicyLossConfig } from '../config/policyLoss.js';
 import { ConfigError } from '../errors.js';
-import { finishTokenLoss, scratch, topKMaskInto } from './common.js';
+import { scratch, topKMaskInto } from './common.js';
 import { registerBuiltin } from './registry.js';
+import { type RowsInput, type RowsKernel, type RowsOutput, endRow, rowsStrategy, setRangeSums } from './rows.js';
 import { METRIC, type PolicyLossResult, type ResolvedBatch } from './types.js';
 
 /**
@@ -47,34 +48,67 @@ export function klCovSelectInto(adv: ArrayLike<number>, lp: ArrayLike<number>, m
   return N;
 }
 
+/**
+ * The kl_cov loss of a range of whole rows, with the row kernels' inputs and outputs (`rows.ts`): per valid token
+ * ℓ = −A·r (+ ppoKlCoef·|d| where `klSelect` is 1), ∂ℓ/∂lp = −A·r (+ ppoKlCoef·sign(d)), times the IS weight, the row
+ * sums and the gradient chain `rowCoef_i · w · ∂ℓ/∂lp`; `sums` = [nValid, Σ|d|, 0, 0] (verl reports the masked mean
+ * of |d| as ppo_kl). The reference and the two-thread path both run it, so they agree bit for bit.
+ */
+export const klCovRows: RowsKernel = Object.assign(
+  (input: RowsInput, config: ResolvedPolicyLossConfig, out: RowsOutput): void => {
+    const { rows, T, oldLogProbs: olp, logProbs: lp, advantages: adv, mask, rolloutIsWeights: w, rowCoef } = input;
+    const sel = input.klSelect ?? null;
+    const { grad, lossMat } = out;
+    const klCoef = config.ppoKlCoef;
+    let nValid = 0;
+    let absDSum = 0; // Σ |d| over valid positions, in index order (masked_mean in `metrics`)
+    for (let i = 0; i < rows; i++) {
+      const coef = rowCoef ? (rowCoef[i] as number) : 1;
+      let rs = 0;
+      for (let k = i * T, end = k + T; k < end; k++) {
+        if (mask[k] === 0) {
+          grad[k] = 0;
+          continue;
+        }
+        nValid++;
+        const d = (lp[k] as number) - (olp[k] as number);
+        absDSum += Math.abs(d);
+        const a = adv[k] as number;
+        const r = Math.exp(d);
+        let l = -a * r;
+        let g = -a * r;
+        if (sel !== null && sel[k] !== 0) {
+          l = l + klCoef * Math.abs(d);
+          g = g + klCoef * Math.sign(d);
+        }
+        if (w !== null) {
+          const wk = w[k] as number;
+          l *= wk;
+          g *= wk;
+        }
+        if (lossMat !== null) lossMat[k] = l;
+        rs += l;
+        grad[k] = coef * g;
+      }
+      endRow(out, i, T, coef, rs);
+    }
+    setRangeSums(out, nValid, absDSum, 0, 0);
+  },
+  { metrics: (sums: Float64Array): Record<string, number> => ({ [METRIC.ppoKl]: (sums[1] as number) / ((sums[0] as number) + MASKED_MEAN_EPS) }) },
+);
+
+/** kl_cov's ratio check, as verl asserts it. */
+export function checkKlCovRatio(config: Pick<ResolvedPolicyLossConfig, 'klCovRatio'>): void {
+  if (!(config.klCovRatio > 0)) throw new ConfigError(`klCovRatio must be > 0 for kl_cov (verl asserts it), got ${config.klCovRatio}`, 'klCovRatio');
+}
+
 /** The `kl_cov` strategy; default aggregation `token-mean`. */
 export function klCovLossStrategy(batch: ResolvedBatch, config: ResolvedPolicyLossConfig): PolicyLossResult {
-  const { oldLogProbs: olp, logProbs: lp, advantages: adv, mask } = batch;
+  checkKlCovRatio(config);
   const n = batch.B * batch.T;
-  if (!(config.klCovRatio > 0)) throw new ConfigError(`klCovRatio must be > 0 for kl_cov (verl asserts it), got ${config.klCovRatio}`, 'klCovRatio');
-  const coef = config.ppoKlCoef;
-  const lossMat = scratch('lossMat', n);
-  const dLoss = scratch('dLoss', n);
-  let absDSum = 0; // Σ |d| over valid positions, in index order (masked_mean below)
-  for (let k = 0; k < n; k++) {
-    if (mask[k] === 0) continue;
-    const d = (lp[k] as number) - (olp[k] as number);
-    absDSum += Math.abs(d);
-    const a = adv[k] as number;
-    const r = Math.exp(d);
-    lossMat[k] = -a * r;
-    dLoss[k] = -a * r;
-  }
   const sel = scratch('klCovSel', n);
-  const nValid = klCovSelectInto(adv, lp, mask, n, config.klCovRatio, sel);
-  for (let k = 0; k < n; k++) {
-    if (sel[k] === 0) continue;
-    const d = (lp[k] as number) - (olp[k] as number);
-    lossMat[k] = (lossMat[k] as number) + coef * Math.abs(d);
-    dLoss[k] = (dLoss[k] as number) + coef * Math.sign(d);
-  }
-  const metrics = { [METRIC.ppoKl]: absDSum / (nValid + MASKED_MEAN_EPS) };
-  return finishTokenLoss(batch, config, lossMat, dLoss, 'token-mean', metrics);
+  klCovSelectInto(batch.advantages, batch.logProbs, batch.mask, n, config.klCovRatio, sel);
+  return rowsStrategy(klCovRows, batch, config, 'token-mean', undefined, sel);
 }
 
 registerBuiltin({ name: 'kl_cov', cpu: klCovLossStrategy, defaultAggMode: 'token-mean', kernel: 'kl_cov' });

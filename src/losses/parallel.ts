@@ -21,6 +21,7 @@ import { type FloatArray, rowLengths, toMatrix } from '../matrix.js';
 import { finiteAtValid, scratch, validateRows } from './common.js';
 import { selectTopEntropy } from './eightyTwenty.js';
 import { geoMeanCombine, geoMeanRowCoef } from './geoMean.js';
+import { klCovSelectInto } from './klCov.js';
 import { ROW_KERNEL_OF_MODE, ROW_KERNELS } from './rowKernels.js';
 import { type RowsKernel, rowsMetrics } from './rows.js';
 import { getPolicyLoss, policyLoss, resolveBatch } from './registry.js';
@@ -59,8 +60,8 @@ export interface ParallelPolicyLoss {
    * rejections of the returned promise, with the reference's class, code and message), the same gradient bit for bit, the
    * same loss bit for bit (row sums combined in row order) and the same counts; `actor/ppo_kl` sums its ranges
    * separately, so it may differ from the reference in the last bits. Modes without a parallel kernel (all but
-   * `vanilla`, `eighty-twenty`, `sapo` and `gspo`), small batches and an instance whose workers could not start run
-   * the reference.
+   * `vanilla`, `eighty-twenty`, `sapo`, `gspo`, `cispo`, `gpg`, `geo_mean` and `kl_cov`), small batches and an
+   * instance whose workers could not start run the reference.
    */
   policyLoss(lossMode: string, batch: PolicyLossBatch, config?: PolicyLossConfig, options?: PolicyLossOptions): Promise<PolicyLossResult>;
   /** Terminate the workers (afterwards calls run the single-thread reference). */
@@ -75,6 +76,9 @@ interface StagedField {
   sab: SharedArrayBuffer;
   f32: boolean;
 }
+
+/** Float64 words of a worker's `params` (their layout: parallelWorker.ts). */
+const PARAMS = 24;
 
 /** One worker and its staging. */
 interface Slot {
@@ -174,7 +178,7 @@ export function createParallelPolicyLoss(options: ParallelPolicyLossOptions = {}
     else {
       for (let w = 1; w < threads; w++) {
         const ctlSab = new SharedArrayBuffer(8 * 4);
-        const paramsSab = new SharedArrayBuffer(16 * 8);
+        const paramsSab = new SharedArrayBuffer(PARAMS * 8);
         const { port1, port2 } = new MessageChannel();
         const init = { workerData: { ctl: ctlSab, params: paramsSab, port: port2 }, transferList: [port2] };
         const worker = 'code' in entry ? new Worker(entry.code, { ...init, eval: true }) : new Worker(entry.url, init);
@@ -295,6 +299,7 @@ export function createParallelPolicyLoss(options: ParallelPolicyLossOptions = {}
       p[13] = ROW_KERNEL_OF_MODE[entry.name] as number;
       p[14] = resolved.tauPos;
       p[15] = resolved.tauNeg;
+      p[16] = resolved.ppoKlCoef;
       slot.worker.ref();
     }
     const t1 = performance.now();
@@ -330,14 +335,21 @@ export function createParallelPolicyLoss(options: ParallelPolicyLossOptions = {}
         resolveBatch(batch); // throws the reference's error (it checks an entropy field whatever the mode)
         return policyLoss(lossMode, batch, config, opts);
       }
+      // kl_cov: likewise the main thread picks the KL tokens over the whole batch (the reference's klCovSelectInto), then
+      // every thread runs klCovRows with its range of them.
+      let klSelect: Float64Array | null = null;
       if (eightyTwenty) {
         const h = flat.entropy as FloatArray;
         aggMask = selectTopEntropy(h, flat.mask, resolved.entropyTopRatio, scratch('parallelTop', n)) as Float64Array;
         aggLengths = rowLengths({ data: aggMask, rows: B, cols: T });
-        const sel = aggMask;
-        slots.forEach((slot, w) => stage(slot, 'aggMask', sel, (bounds[w + 1] as number) * T, (bounds[w + 2] as number) * T));
+      } else if (entry.name === 'kl_cov') {
+        if (!(resolved.klCovRatio > 0)) return policyLoss(lossMode, batch, config, opts); // throws the reference's error
+        klSelect = scratch('parallelKlSel', n);
+        klCovSelectInto(flat.advantages, flat.logProbs, flat.mask, n, resolved.klCovRatio, klSelect);
       }
-      for (const slot of slots) slot.params[7] = aggMask ? 1 : 0;
+      const selection = aggMask ?? klSelect;
+      if (selection) slots.forEach((slot, w) => stage(slot, 'aggMask', selection, (bounds[w + 1] as number) * T, (bounds[w + 2] as number) * T));
+      for (const slot of slots) slot.params[7] = aggMask ? 1 : klSelect ? 2 : 0;
       // Phase 2: the loss, its gradient and the partial sums.
       // geo_mean: its own plain mean over the B rows (verl ignores the aggregation mode there, and so does the reference)
       const geo = entry.name === 'geo_mean';
@@ -364,6 +376,7 @@ export function createParallelPolicyLoss(options: ParallelPolicyLossOptions = {}
           rolloutIsWeights: flat.rolloutIsWeights ? flat.rolloutIsWeights.subarray(0, mk) : null,
           rowCoef: rowCoef.subarray(0, m1),
           aggMask: aggMask ? aggMask.subarray(0, mk) : null,
+          klSelect: klSelect ? klSelect.subarray(0, mk) : null,
         },
         resolved,
         { grad: grad.subarray(0, mk), lossMat: null, rowSums: rowSums.subarray(0, m1), sums },

@@ -1,14 +1,15 @@
 /**
  * The worker of the two-thread CPU path ({@link createParallelPolicyLoss}): waits on a shared Int32Array, runs
- * a row kernel (`vanillaRows`, `sapoRows`, `gspoRows`; rowKernels.ts) on its staged row range (SharedArrayBuffers it receives once per growth through a
+ * a row kernel (`vanillaRows`, `sapoRows`, `gspoRows`, …; rowKernels.ts) on its staged row range (SharedArrayBuffers it receives once per growth through a
  * MessagePort, read synchronously with `receiveMessageOnPort`), and signals completion. Started by `parallel.ts`;
  * not a public module.
  *
  * Control words (`ctl`): 0 = request sequence (main increments), 1 = done sequence (worker stores), 2 = command
  * (0 run, 1 stop), 3 = new-buffers flag, 4 = error flag. Params (`params`, float64): 0 rows, 1 T, 2 clipRatioLow,
  * 3 clipRatioHigh, 4 clipRatioC, 5 has IS weights, 6 phase (1 = validate into `rowSums` as row lengths, 2 =
- * compute), 7 has an aggregation mask (eighty-twenty's selection), 13 the row kernel's index in `ROW_KERNELS` (rowKernels.ts),
- * 14 tauPos, 15 tauNeg; outputs: 8..11 the range's raw metric sums, 12 = 1 when the range validated.
+ * compute), 7 the staged selection (`aggMask` field): 0 none, 1 eighty-twenty's aggregation mask, 2 kl_cov's KL
+ * tokens, 13 the row kernel's index in `ROW_KERNELS` (rowKernels.ts), 14 tauPos, 15 tauNeg, 16 ppoKlCoef; outputs:
+ * 8..11 the range's raw metric sums, 12 = 1 when the range validated.
  *
  * @module
  */
@@ -72,13 +73,15 @@ for (;;) {
     if (params[6] === 1) {
       params[12] = validateRows(mask, olp, lp, adv, w, rows, T, rowSums) ? 1 : 0;
     } else {
-      const config = resolvePolicyLossConfig({ clipRatioLow: params[2], clipRatioHigh: params[3], clipRatioC: params[4], tauPos: params[14], tauNeg: params[15] });
+      const config = resolvePolicyLossConfig({ clipRatioLow: params[2], clipRatioHigh: params[3], clipRatioC: params[4], tauPos: params[14], tauNeg: params[15], ppoKlCoef: params[16] });
       const rowsKernel = ROW_KERNELS[params[13] as number] as RowsKernel;
       const sums = new Float64Array(data.params, 8 * 8, 4);
       const rowCoef = new Float64Array(staging.rowCoef, 0, rows);
-      const aggMask = params[7] === 1 && staging.aggMask ? view(staging.aggMask, n) : null;
+      const selection = params[7] !== 0 && staging.aggMask ? view(staging.aggMask, n) : null;
+      const aggMask = params[7] === 1 ? selection : null;
+      const klSelect = params[7] === 2 ? selection : null;
       rowsKernel(
-        { rows, T, oldLogProbs: olp, logProbs: lp, advantages: adv, mask, rolloutIsWeights: w, rowCoef, aggMask },
+        { rows, T, oldLogProbs: olp, logProbs: lp, advantages: adv, mask, rolloutIsWeights: w, rowCoef, aggMask, klSelect },
         config,
         { grad: new Float64Array(staging.grad, 0, n), lossMat: null, rowSums, sums },
       );

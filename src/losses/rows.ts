@@ -35,6 +35,8 @@ export interface RowsInput {
    * outside it still count in the metrics but add nothing to the row sums and get a zero gradient.
    */
   aggMask?: FloatArray | null;
+  /** kl_cov's selection over the whole batch (1 where the KL term applies, `rows·T`), or null (other kernels ignore it). */
+  klSelect?: FloatArray | null;
 }
 
 /** The outputs of a {@link RowsKernel}. */
@@ -92,6 +94,7 @@ export function rowsStrategy(
   config: ResolvedPolicyLossConfig,
   defaultMode: LossAggMode,
   agg?: { mask: FloatArray; lengths: Float64Array },
+  klSelect?: FloatArray,
 ): PolicyLossResult {
   const { B, T } = batch;
   const mode = config.lossAggMode ?? defaultMode;
@@ -100,6 +103,6 @@ export function rowsStrategy(
   const rowSums = new Float64Array(B);
   const sums = new Float64Array(4);
   const { oldLogProbs, logProbs, advantages, mask, rolloutIsWeights } = batch;
-  kernel({ rows: B, T, oldLogProbs, logProbs, advantages, mask, rolloutIsWeights, rowCoef, aggMask: agg?.mask ?? null }, config, { grad, lossMat: null, rowSums, sums });
+  kernel({ rows: B, T, oldLogProbs, logProbs, advantages, mask, rolloutIsWeights, rowCoef, aggMask: agg?.mask ?? null, klSelect: klSelect ?? null }, config, { grad, lossMat: null, rowSums, sums });
   return { loss: combineRowSums(rowSums, rowCoef, mode), grad, metrics: rowsMetrics(kernel, sums) };
 }
