@@ -60,7 +60,7 @@ export async function run(opts: BenchOptions): Promise<BenchSection> {
   }
   section.notes.push(
     `engine: ${engine.backend} (${engine.reason})`,
-    'CPU 2 threads: createParallelPolicyLoss({ threads: 2 }) (it runs vanilla, eighty-twenty, sapo, gspo, cispo, gpg and geo_mean)',
+    'CPU 2 threads: createParallelPolicyLoss({ threads: 2 }) (it runs vanilla, eighty-twenty, sapo, gspo, cispo, gpg, geo_mean and kl_cov)',
     `minimum of ${reps} interleaved repetitions each, after four warm-up calls of every path (the workers JIT their own copy of the kernel)`,
   );
   return section;
