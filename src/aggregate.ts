@@ -208,6 +208,16 @@ export function checkGradInto(into: Float64Array, n: number): Float64Array {
   return into;
 }
 
+/**
+ * Check a caller's output array given in place of a fresh one (`advantagesInto`, `klInto`, …): a `Float64Array` of at
+ * least `n` entries, else a {@link ShapeError} naming `field`. Returns it.
+ */
+export function checkInto(into: Float64Array, n: number, field: string): Float64Array {
+  if (!(into instanceof Float64Array)) throw new ShapeError(`${field} must be a Float64Array`, field);
+  if (into.length < n) throw new ShapeError(`${field}: length ${into.length} is less than B·T = ${n}`, field);
+  return into;
+}
+
 /** verl's `masked_mean(v, m)` = Σ m·v / (Σ m + 1e-8); masked positions are never read. */
 export function maskedMean(v: ArrayLike<number>, mask: ArrayLike<number>): number {
   let s = 0;

@@ -6,6 +6,7 @@
  * @module
  */
 import { ConfigError, ShapeError, UnknownModeError, ValueError } from '../errors.js';
+import { checkInto } from '../aggregate.js';
 import { resolveAdvantageConfig, resolveAdvantageInputs } from './common.js';
 import {
   gaeEstimator,
@@ -127,8 +128,8 @@ export function computeAdvantage(estimator: string, inputs: AdvantageInputs, con
   }
   const n = resolved.B * resolved.T;
   const { advantagesInto, returnsInto } = options;
-  checkInto(advantagesInto, n, 'advantagesInto');
-  checkInto(returnsInto, n, 'returnsInto');
+  if (advantagesInto !== undefined) checkInto(advantagesInto, n, 'advantagesInto');
+  if (returnsInto !== undefined) checkInto(returnsInto, n, 'returnsInto');
   if (advantagesInto && returnsInto && advantagesInto.buffer === returnsInto.buffer) {
     throw new ConfigError('advantagesInto and returnsInto must not share memory', 'returnsInto');
   }
@@ -138,12 +139,6 @@ export function computeAdvantage(estimator: string, inputs: AdvantageInputs, con
   if (advantagesInto && r.advantages !== advantagesInto) advantagesInto.set(r.advantages.subarray(0, n));
   if (returnsInto && r.returns !== returnsInto) returnsInto.set(r.returns.subarray(0, n));
   return { advantages: advantagesInto ?? r.advantages, returns: returnsInto ?? r.returns };
-}
-
-function checkInto(a: Float64Array | undefined, n: number, field: string): void {
-  if (a === undefined) return;
-  if (!(a instanceof Float64Array)) throw new ShapeError(`${field} must be a Float64Array`, field);
-  if (a.length < n) throw new ShapeError(`${field}: length ${a.length} is less than B·T = ${n}`, field);
 }
 
 /** Options of {@link grpoAdvantages}. */

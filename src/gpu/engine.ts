@@ -54,6 +54,8 @@ import { GpuContext, type Grid, type KernelParams, type ReadRegion, STREAM_PIECE
 import { acquireDevice } from './device.js';
 import type { PipelineConstants } from './pipelineCache.js';
 import { clipCovCorr, klCovSelection, type SelectionInputs, topEntropyMask } from './selection.js';
+import { checkClipCovRatio } from '../losses/clipCov.js';
+import { checkKlCovRatio } from '../losses/klCov.js';
 import { eightyTwentyCount } from '../losses/eightyTwenty.js';
 
 /** Which backend to use. `'auto'` picks WebGPU when an adapter exists, else the CPU. */
@@ -1130,7 +1132,7 @@ class WebGpuEngine implements Engine {
         }
         w = null;
       } else if (spec.family === 'clip_cov') {
-        if (!(cfg.clipCovRatio > 0)) throw new ConfigError(`clipCovRatio must be > 0 for clip_cov (verl asserts it), got ${cfg.clipCovRatio}`, 'clipCovRatio');
+        checkClipCovRatio(cfg);
         const r = clipCovCorr(selectionInputs(), 1 - cfg.clipRatioLow, 1 + cfg.clipRatioHigh, cfg.clipCovRatio, cfg.clipCovLb, cfg.clipCovUb, cfg.clipCovSeed);
         zeroed = r.zeroed;
         wHost = r.corr;
@@ -1139,7 +1141,7 @@ class WebGpuEngine implements Engine {
           for (let k = 0; k < n; k++) wHost[k] = (wHost[k] as number) * (w.host[k] as number);
         }
       } else if (spec.family === 'kl_cov') {
-        if (!(cfg.klCovRatio > 0)) throw new ConfigError(`klCovRatio must be > 0 for kl_cov (verl asserts it), got ${cfg.klCovRatio}`, 'klCovRatio');
+        checkKlCovRatio(cfg);
         sel = klCovSelection(selectionInputs(), cfg.klCovRatio);
       } else if (lossMode === 'eighty-twenty') {
         if (batch.entropy == null) throw new ShapeError('batch.entropy is required by eighty-twenty', 'entropy');

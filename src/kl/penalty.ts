@@ -4,7 +4,8 @@
  *
  * @module
  */
-import { ConfigError, ShapeError, UnknownModeError } from '../errors.js';
+import { checkInto } from '../aggregate.js';
+import { ConfigError, UnknownModeError } from '../errors.js';
 import { type MatrixInput, type Shape2D, expectShape, isNested, nestedShape, toMatrix } from '../matrix.js';
 
 /** The base KL kinds verl's `kl_penalty_forward` accepts (`full` raises there, and here). */
@@ -56,10 +57,7 @@ export interface KlPenaltyOptions {
 }
 
 function target(into: Float64Array | undefined, n: number, field: string): Float64Array {
-  if (into === undefined) return new Float64Array(n);
-  if (!(into instanceof Float64Array)) throw new ShapeError(`${field} must be a Float64Array`, field);
-  if (into.length < n) throw new ShapeError(`${field}: length ${into.length} is less than B·T = ${n}`, field);
-  return into;
+  return into === undefined ? new Float64Array(n) : checkInto(into, n, field);
 }
 
 /**

@@ -71,11 +71,16 @@ export function clipCovZeroed(
   return { chosen: clipCovSelect(candidates, nClip, config.clipCovSeed, nCand), nValid };
 }
 
+/** clip_cov's ratio check, as verl asserts it (the CPU reference and the WebGPU engine). */
+export function checkClipCovRatio(config: Pick<ResolvedPolicyLossConfig, 'clipCovRatio'>): void {
+  if (!(config.clipCovRatio > 0)) throw new ConfigError(`clipCovRatio must be > 0 for clip_cov (verl asserts it), got ${config.clipCovRatio}`, 'clipCovRatio');
+}
+
 /** The `clip_cov` strategy; default aggregation `token-mean`. Metrics: `actor/pg_clipfrac` (zeroed fraction), `actor/ppo_kl`. */
 export function clipCovLossStrategy(batch: ResolvedBatch, config: ResolvedPolicyLossConfig): PolicyLossResult {
   const { oldLogProbs: olp, logProbs: lp, advantages: adv, mask } = batch;
   const n = batch.B * batch.T;
-  if (!(config.clipCovRatio > 0)) throw new ConfigError(`clipCovRatio must be > 0 for clip_cov (verl asserts it), got ${config.clipCovRatio}`, 'clipCovRatio');
+  checkClipCovRatio(config);
   const lo = 1 - config.clipRatioLow;
   const hi = 1 + config.clipRatioHigh;
   const lossMat = scratch('lossMat', n);

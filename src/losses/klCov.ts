@@ -97,7 +97,7 @@ export const klCovRows: RowsKernel = Object.assign(
   { metrics: (sums: Float64Array): Record<string, number> => ({ [METRIC.ppoKl]: (sums[1] as number) / ((sums[0] as number) + MASKED_MEAN_EPS) }) },
 );
 
-/** kl_cov's ratio check, as verl asserts it. */
+/** kl_cov's ratio check, as verl asserts it (the CPU reference, the two-thread path and the WebGPU engine). */
 export function checkKlCovRatio(config: Pick<ResolvedPolicyLossConfig, 'klCovRatio'>): void {
   if (!(config.klCovRatio > 0)) throw new ConfigError(`klCovRatio must be > 0 for kl_cov (verl asserts it), got ${config.klCovRatio}`, 'klCovRatio');
 }

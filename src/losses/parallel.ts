@@ -21,7 +21,7 @@ import { type FloatArray, rowLengths, toMatrix } from '../matrix.js';
 import { finiteAtValid, scratch, validateRows } from './common.js';
 import { selectTopEntropy } from './eightyTwenty.js';
 import { geoMeanCombine, geoMeanRowCoef } from './geoMean.js';
-import { klCovSelectInto } from './klCov.js';
+import { checkKlCovRatio, klCovSelectInto } from './klCov.js';
 import { ROW_KERNEL_OF_MODE, ROW_KERNELS } from './rowKernels.js';
 import { type RowsKernel, rowsMetrics } from './rows.js';
 import { getPolicyLoss, policyLoss, resolveBatch } from './registry.js';
@@ -343,7 +343,7 @@ export function createParallelPolicyLoss(options: ParallelPolicyLossOptions = {}
         aggMask = selectTopEntropy(h, flat.mask, resolved.entropyTopRatio, scratch('parallelTop', n)) as Float64Array;
         aggLengths = rowLengths({ data: aggMask, rows: B, cols: T });
       } else if (entry.name === 'kl_cov') {
-        if (!(resolved.klCovRatio > 0)) return policyLoss(lossMode, batch, config, opts); // throws the reference's error
+        checkKlCovRatio(resolved); // the reference's error, after the same validation
         klSelect = scratch('parallelKlSel', n);
         klCovSelectInto(flat.advantages, flat.logProbs, flat.mask, n, resolved.klCovRatio, klSelect);
       }
